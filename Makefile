@@ -1,0 +1,39 @@
+# Routine commands, shared by people and CI (`.ci/run` calls `make test`).
+#   make install   create .venv and install taskplan with its pinned dependencies
+#   make test      unit + smoke tests (what CI runs)
+#   make repro     the whole pipeline on the default profile (dvc repro)
+#   make bench     speed benchmarks (ratios against anchors measured in the same run)
+SHELL := /bin/bash
+PY := .venv/bin/python
+export MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1 GX_ANALYTICS_ENABLED=false \
+       PREFECT_SERVER_ANALYTICS_ENABLED=false HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
+       DO_NOT_TRACK=1 PREFECT_LOGGING_LEVEL=WARNING
+# Local wheel mirrors, when this machine has them (torch's CPU wheel lives in /opt/wheels).
+UV_FLAGS := --index-strategy unsafe-best-match --compile-bytecode \
+  $(if $(wildcard /opt/wheels),--find-links /opt/wheels) \
+  $(if $(wildcard /opt/pypi/simple),--extra-index-url file:///opt/pypi/simple) \
+  $(if $(wildcard /opt/pypi-more/simple),--extra-index-url file:///opt/pypi-more/simple) \
+  $(if $(wildcard /etc/xdg/pip/constraints.txt),--constraint /etc/xdg/pip/constraints.txt)
+
+.PHONY: install test smoke bench repro clean
+install: .venv/.installed
+.venv/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q uv
+	$(PY) -m uv pip install --python $(PY) $(UV_FLAGS) -e '.[dev]'
+	touch $@
+
+test: install
+	$(PY) -m pytest -q -m "not slow and not gpu"
+
+smoke: install
+	$(PY) -m pytest -q -m smoke
+
+bench: install
+	$(PY) -m benchmarks.bench_planner
+
+repro: install
+	.venv/bin/dvc repro
+
+clean:
+	rm -rf .venv .pytest_cache

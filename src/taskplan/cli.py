@@ -1,0 +1,198 @@
+"""The `taskplan` command line: one typer app, every stage a subcommand.
+
+    taskplan tasks --json
+    taskplan plan --task burger --seed 42 --json
+    taskplan replay --task burger --layout default --actions plan.txt --json
+
+Kitchen commands live here; stage commands (generate, sft, evaluate, ...) are
+registered from `taskplan.commands.*`. Heavy libraries (torch, transformers,
+mlflow, prefect, great_expectations) are imported inside the commands that use
+them so that `taskplan plan` answers in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from taskplan.errors import TaskplanError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Train and evaluate small LLM planners on long kitchen tasks.")
+
+for _k, _v in {"MLFLOW_DISABLE_TELEMETRY": "true", "DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false",
+               "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1",
+               "TOKENIZERS_PARALLELISM": "false"}.items():
+    os.environ.setdefault(_k, _v)
+
+TaskOpt = Annotated[Optional[str], typer.Option("--task", help="Task name, e.g. cheeseburger (see `taskplan tasks`).")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seeded random layout (evaluation: 42, 84, ..., 420).")]
+LayoutOpt = Annotated[Optional[str], typer.Option("--layout", help="'default': the spec's unrandomized layout.")]
+InstanceOpt = Annotated[Optional[Path], typer.Option("--instance", help="Instance JSON file (see `taskplan instance`).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+LegacyOpt = Annotated[bool, typer.Option("--legacy-skip", help="Reproduce the original's skipped timer tick.")]
+
+
+@app.callback()
+def _root(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Debug logging on stderr.")] = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def tasks(as_json: JsonOpt = False) -> None:
+    """List the task catalogue (name, kind, listed optimum, step cap)."""
+    from taskplan.kitchen.tasks import all_tasks
+
+    rows = [t.summary() for t in all_tasks() if t.evaluable]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for r in rows:
+        typer.echo(f"{r['id']:3} {r['name']:80} {r['kind']:5} opt={r['listed_opt']:3} cap={r['step_cap']}")
+
+
+@app.command()
+def instance(task: TaskOpt = None, seed: SeedOpt = None, layout: LayoutOpt = None,
+             out: Annotated[Optional[Path], typer.Option(help="Write to FILE instead of stdout.")] = None) -> None:
+    """Write the seeded (or default) layout of a task as an instance file."""
+    from taskplan.io import atomic_write_json
+    from taskplan.kitchen.env import resolve_instance
+
+    inst = resolve_instance(task, seed, layout, None)
+    if out:
+        atomic_write_json(out, inst)
+    else:
+        typer.echo(json.dumps(inst, indent=2))
+
+
+@app.command()
+def plan(task: TaskOpt = None, seed: SeedOpt = None, layout: LayoutOpt = None, instance: InstanceOpt = None,
+         legacy_skip: LegacyOpt = False, as_json: JsonOpt = False,
+         max_seconds: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 300.0) -> None:
+    """Optimal (minimal, uniquely tie-broken) plan of the expert."""
+    from taskplan.expert.planner import plan_instance
+    from taskplan.kitchen.env import resolve_instance
+
+    inst = resolve_instance(task, seed, layout, instance)
+    result = plan_instance(inst, legacy_skip=legacy_skip, max_seconds=max_seconds)
+    doc = {"task": inst["task"], "seed": seed, "optimal_steps": len(result.texts), "actions": result.texts,
+           "expanded": result.expanded, "seconds": round(result.seconds, 4)}
+    if as_json:
+        typer.echo(json.dumps(doc))
+        return
+    for n, a in enumerate(result.texts, 1):
+        typer.echo(f"{n:3}. {a}")
+    typer.echo(f"{doc['optimal_steps']} steps, {doc['expanded']} nodes expanded, {doc['seconds']} s")
+
+
+@app.command()
+def replay(actions: Annotated[Path, typer.Option("--actions", help="Plan file: one action per line (or a JSON list).")],
+           task: TaskOpt = None, seed: SeedOpt = None, layout: LayoutOpt = None, instance: InstanceOpt = None,
+           legacy_skip: LegacyOpt = False, as_json: JsonOpt = False) -> None:
+    """Validate a plan: success, steps, first invalid step (--json: per-step trace)."""
+    from taskplan.kitchen.env import KitchenEnv
+
+    plan_actions = _read_actions(actions)
+    env = KitchenEnv.from_spec(task, seed, layout, instance, legacy_skip=legacy_skip)
+    result = env.replay(plan_actions)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        bad = result["first_invalid"]
+        typer.echo(f"success={result['success']} steps={result['steps']}"
+                   + (f" first_invalid={bad} ({plan_actions[bad]!r})" if bad is not None else ""))
+    if not result["success"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def play(task: TaskOpt = None, seed: SeedOpt = None, layout: LayoutOpt = None, instance: InstanceOpt = None,
+         legacy_skip: LegacyOpt = False) -> None:
+    """Play a task in the terminal: type an action or its number; 'q' quits."""
+    from taskplan.kitchen.env import KitchenEnv
+    from taskplan.kitchen.parse import parse_action
+
+    env = KitchenEnv.from_spec(task, seed, layout, instance, legacy_skip=legacy_skip)
+    env.reset()
+    cap = env.task.step_cap
+    while not env.done and (cap is None or env.steps < cap):
+        texts = env.action_texts()
+        obs = env.observation().split("\nValid Actions:\n")[0]
+        typer.echo(obs + "\n\nValid Actions:")
+        for n, t in enumerate(texts, 1):
+            typer.echo(f"  {n:2}. {t}")
+        typer.echo(f"Goal: {env.task.goal_text}   (step {env.steps}" + (f" of {cap})" if cap else ")"))
+        reply = typer.prompt("action", default="", show_default=False).strip()
+        if reply.lower() in ("q", "quit", "exit"):
+            break
+        if reply.isdigit() and 1 <= int(reply) <= len(texts):
+            reply = texts[int(reply) - 1]
+        parsed = parse_action(reply, texts)
+        if not parsed.ok:
+            typer.echo(f"Error Feedback: {parsed.error}")
+            continue
+        env.step(parsed.action)
+    typer.echo(("Goal reached" if env.done else "Goal not reached") + f" in {env.steps} steps.")
+
+
+def _read_actions(path: Path) -> list[str]:
+    from taskplan.errors import InstanceError
+
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise InstanceError(f"cannot read plan file {path} ({err.strerror}); pass --actions FILE") from None
+    if text.lstrip().startswith(("[", "{")):
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InstanceError(f"plan file {path} is not valid JSON ({err.msg}); use one action per line") from None
+        doc = doc.get("actions", doc) if isinstance(doc, dict) else doc
+        if not isinstance(doc, list) or not all(isinstance(a, str) for a in doc):
+            raise InstanceError(f"plan file {path} must be a list of action strings")
+        return doc
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def _register_stage_commands() -> None:
+    """Stage commands live in taskplan.commands.* (light modules) and register on `app`."""
+    import importlib
+    import pkgutil
+
+    import taskplan.commands as pkg
+
+    for mod in sorted(m.name for m in pkgutil.iter_modules(pkg.__path__)):
+        importlib.import_module(f"taskplan.commands.{mod}")
+
+
+_register_stage_commands()
+
+
+def main() -> None:
+    """Console-script entry point: expected failures print one line and exit 2."""
+    try:
+        rc = app(standalone_mode=False)
+    except TaskplanError as err:
+        typer.echo(f"taskplan: error: {err}", err=True)
+        raise SystemExit(2) from None
+    except typer.Exit as ex:
+        raise SystemExit(ex.exit_code) from None
+    except typer.Abort:
+        typer.echo("taskplan: aborted", err=True)
+        raise SystemExit(130) from None
+    except Exception as err:  # click usage errors carry their own exit code and message
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            raise SystemExit(err.exit_code) from None
+        raise
+    if isinstance(rc, int) and rc:
+        raise SystemExit(rc)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from taskplan.kitchen.domain import COOKED, CUT, FRIED, ITEM_KINDS, STATION_KINDS
 from taskplan.kitchen.state import State, World
@@ -54,10 +55,11 @@ class CompiledGoal:
                 where[i] = (s, k)
         binding = [-1] * len(self.kinds)
         used: dict[str, set[int]] = {"station": set(), "item": set(), "container": set(), "meal": set()}
-        checks = self._checks()
+        checks = self.checks
         return self._search(0, binding, used, state, where, checks)
 
-    def _checks(self) -> list[list[tuple[str, tuple[int, ...]]]]:
+    @cached_property
+    def checks(self) -> list[list[tuple[str, tuple[int, ...]]]]:
         # literals to test right after assigning the n-th placeholder of `order`
         pos = {ph: n for n, ph in enumerate(self.order)}
         out: list[list] = [[] for _ in self.order]

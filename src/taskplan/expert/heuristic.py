@@ -1,0 +1,355 @@
+"""Admissible lower bound on the steps left to reach a task goal.
+
+The bound counts actions that no plan can avoid, per goal role, relaxing which
+object fills a role and which table holds a dish (a relaxation can only lower
+the bound, so it stays admissible):
+
+- a role already *settled* on some table costs 0 (the table's pile already holds a
+  correct prefix of the dish: chain in exact order, or bottom + fillings in any
+  order with harmless extras in between, top last);
+- any other role needs some object moved there: an empty-handed arrival and a pick
+  (unless held), a put, and one move while carrying it (unless held at the table);
+  plus the cuts still missing, a place + pick + carried move for a trip to a board,
+  stove or fryer, and the Cook/Fry action when the item must be processed there;
+- soups: fill, boil and pour actions and the pot's trips between sink, stove and bowl.
+
+Moves are counted as "carried moves" (one item in hand) and "empty arrivals" (one
+per first pick), which no two roles can share. Timers give a second bound, the
+critical path (remaining ticks + pick, move, put), and the heuristic is the max.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from taskplan.kitchen.domain import COOKABLE, COOKED, COOKING, CUT, CUTTABLE, CUTS_NEEDED, FRIED, FRYABLE, \
+    FRYABLEIFCUT, TIMER_TICKS
+from taskplan.kitchen.goals import CompiledGoal
+from taskplan.kitchen.state import P_BOIL, P_COOK, P_CUTC, P_FILL, P_FRY, State, World
+
+INF = 10 ** 6
+_NEED_FLAGS = {"iscut": CUT, "iscooked": COOKED, "isfried": FRIED}
+
+
+@dataclass
+class Dish:
+    """Item roles assembled on one table placeholder."""
+
+    chain: list[int] = field(default_factory=list)    # roles bottom->top when order is exact
+    bottom: int | None = None
+    members: list[int] = field(default_factory=list)  # order-free fillings
+    top: int | None = None
+    table: int = -1                                   # placeholder index of the table
+
+
+@dataclass
+class GoalModel:
+    role_kind: dict[int, str]        # item placeholder -> item kind
+    role_flags: dict[int, int]       # item placeholder -> required flag bits
+    dishes: list[Dish]
+    soup_items: list[int]            # placeholders added to the water
+    has_soup: bool
+    bowl_on_table: bool
+
+
+def goal_model(world: World, goal: CompiledGoal) -> GoalModel:
+    kinds = goal.kinds
+    # recover the placeholders' object kinds from their candidates
+    role_kind: dict[int, str] = {}
+    role_flags: dict[int, int] = {}
+    for p, k in enumerate(kinds):
+        if k == "item":
+            cands = goal.candidates[p]
+            role_kind[p] = world.item_kinds[cands[0]] if cands else "?"
+            role_flags[p] = 0
+    atop: dict[int, int] = {}
+    dishes: dict[int, Dish] = {}
+    soup_items, has_soup, bowl_on_table = [], False, False
+    clear: set[int] = set()
+    for pred, args in goal.literals:
+        if pred in _NEED_FLAGS:
+            role_flags[args[0]] |= _NEED_FLAGS[pred]
+        elif pred == "item_on":
+            dishes.setdefault(args[1], Dish(table=args[1])).bottom = args[0]
+        elif pred == "item_at":
+            dishes.setdefault(args[1], Dish(table=args[1])).members.append(args[0])
+        elif pred == "atop":
+            atop[args[1]] = args[0]
+        elif pred == "clear":
+            clear.add(args[0])
+        elif pred == "addedto":
+            soup_items.append(args[0])
+        elif pred in ("in", "isboiling"):
+            has_soup = True
+        elif pred == "container_at":
+            bowl_on_table = True
+    for d in dishes.values():
+        if d.bottom is not None and d.bottom in atop:   # exact chain
+            d.chain = [d.bottom]
+            while d.chain[-1] in atop:
+                d.chain.append(atop[d.chain[-1]])
+        tops = [m for m in d.members if m in clear]
+        if tops:
+            d.top = tops[0]
+            d.members = [m for m in d.members if m != d.top]
+    return GoalModel(role_kind, role_flags, list(dishes.values()), soup_items, has_soup, bowl_on_table)
+
+
+class Heuristic:
+    """h(state): admissible bound on remaining steps (see module docstring)."""
+
+    def __init__(self, world: World, goal: CompiledGoal):
+        self.world, self.goal = world, goal
+        self.model = goal_model(world, goal)
+        self.kind_objects: dict[str, tuple[int, ...]] = {}
+        for i, k in enumerate(world.item_kinds):
+            self.kind_objects[k] = self.kind_objects.get(k, ()) + (i,)
+        sk = world.station_kinds
+        self.tables = tuple(s for s, k in enumerate(sk) if k == "table")
+        self.is_kind = {k: tuple(x == k for x in sk) for k in ("board", "stove", "fryer", "sink", "table")}
+        self.pots = tuple(c for c, k in enumerate(world.container_kinds) if k == "pot")
+        self.bowls = tuple(c for c, k in enumerate(world.container_kinds) if k == "bowl")
+
+    def __call__(self, state: State) -> int:
+        m = self.model
+        ctx = _Ctx(self, state)
+        role_cost = {p: ctx.role_cost(m.role_kind[p], m.role_flags[p]) for p in m.role_kind}
+        path = max((c[1] for c in role_cost.values()), default=0)
+        # Each dish goes on its own table: one already holding a correct prefix, or any other table.
+        options = [ctx.dish_options(d) for d in m.dishes]
+        best = INF
+        for combo in itertools.product(*options):
+            used = [t for t, _, _ in combo if t >= 0]
+            if len(used) != len(set(used)):
+                continue
+            best = min(best, ctx.combo_cost(m.dishes, combo, role_cost))
+        total = best if m.dishes else 0
+        if m.has_soup:
+            c, p = ctx.soup_cost(role_cost)
+            total += c
+            path = max(path, p)
+        if total and state.held < 0:
+            total -= 1   # the first pick may happen where the robot already stands
+        return max(total, path)
+
+
+class _Ctx:
+    """Per-state helpers for Heuristic."""
+
+    def __init__(self, h: Heuristic, state: State):
+        self.h, self.s = h, state
+        self.where: dict[int, tuple[int, int]] = {}
+        for st, pile in enumerate(state.piles):
+            for k, i in enumerate(pile):
+                self.where[i] = (st, k)
+        self.cut_prog: dict[int, int] = {}
+        self.timer: dict[tuple[int, int], int] = {}
+        for kind, a, b, c, prog, done in state.pending:
+            if done:
+                continue
+            if kind == P_CUTC:
+                self.cut_prog[a] = prog
+            elif kind in (P_COOK, P_FRY):
+                self.timer[(kind, a)] = max(self.timer.get((kind, a), 0), prog if self._item_on(a, b) else -1)
+            elif kind == P_FILL and state.cont_at[a] == b:
+                self.timer[(P_FILL, a)] = prog
+            elif kind == P_BOIL and state.cont_at[b] == c:
+                self.timer[(P_BOIL, a)] = prog
+
+    def _item_on(self, i: int, s: int) -> bool:
+        pile = self.s.piles[s]
+        return bool(pile) and pile[0] == i
+
+    def matches(self, i: int, kind: str, flags: int) -> bool:
+        return self.h.world.item_kinds[i] == kind and self.s.flags[i] & flags == flags
+
+    def dish_options(self, d: Dish) -> list[tuple[int, list[int], list[int]]]:
+        """(table, settled roles, blocking items) per table whose pile starts the dish, plus a bare table."""
+        m = self.h.model
+        bottom = d.chain[0] if d.chain else d.bottom
+        out = [(-1, [], [])]
+        if bottom is None:
+            return out
+        for t in self.h.tables:
+            pile = self.s.piles[t]
+            if pile and self.matches(pile[0], m.role_kind[bottom], m.role_flags[bottom]):
+                settled, n = self.settled(d, pile)
+                out.append((t, settled, list(pile[n:])))
+        return out
+
+    def settled(self, d: Dish, pile: tuple[int, ...]) -> tuple[list[int], int]:
+        """Roles the pile already fills correctly, and how many pile items may stay."""
+        m = self.h.model
+        if d.chain:
+            out = []
+            for k, r in enumerate(d.chain):
+                if k >= len(pile) or not self.matches(pile[k], m.role_kind[r], m.role_flags[r]):
+                    break
+                out.append(r)
+            return out, len(out)
+        out = [d.bottom]
+        todo = list(d.members)
+        kinds = {m.role_kind[r] for r in d.members} | ({m.role_kind[d.top]} if d.top is not None else set())
+        for k in range(1, len(pile)):
+            i = pile[k]
+            hit = next((r for r in todo if self.matches(i, m.role_kind[r], m.role_flags[r])), None)
+            if hit is not None:
+                todo.remove(hit)
+                out.append(hit)
+            elif d.top is not None and not todo and k == len(pile) - 1 \
+                    and self.matches(i, m.role_kind[d.top], m.role_flags[d.top]):
+                out.append(d.top)
+            elif self.h.world.item_kinds[i] in kinds:
+                return out, k          # in the way: it and everything above must move
+        return out, len(pile)
+
+    @staticmethod
+    def deferred(d: Dish, r: int, settled: list[int]) -> bool:
+        """Role r can only be filled after another open role of its dish (chain order; top last)."""
+        if d.chain:
+            k = d.chain.index(r)
+            return k > 0 and d.chain[k - 1] not in settled
+        if r == d.bottom:
+            return False
+        if d.bottom not in settled:
+            return True
+        return r == d.top and any(x not in settled for x in d.members)
+
+    def combo_cost(self, dishes: list[Dish], combo, role_cost) -> int:
+        """Unsettled roles plus blockers; a blocker's move may double as filling a role elsewhere."""
+        m = self.h.model
+        total = 0
+        open_roles: dict[str, int] = {}        # kind -> unsettled roles, counted per dish below
+        per_dish_open = []
+        for d, (t, settled, blockers) in zip(dishes, combo):
+            roles = d.chain or [r for r in (d.bottom, *d.members, d.top) if r is not None]
+            todo = [r for r in roles if r not in settled]
+            for r in todo:
+                total += role_cost[r][2] if self.deferred(d, r, settled) else role_cost[r][0]
+            kinds: dict[str, int] = {}
+            for r in todo:
+                kinds[m.role_kind[r]] = kinds.get(m.role_kind[r], 0) + 1
+                open_roles[m.role_kind[r]] = open_roles.get(m.role_kind[r], 0) + 1
+            per_dish_open.append(kinds)
+        for n, (d, (t, _, blockers)) in enumerate(zip(dishes, combo)):
+            for b in blockers:
+                k = self.h.world.item_kinds[b]
+                elsewhere = open_roles.get(k, 0) - per_dish_open[n].get(k, 0)
+                if elsewhere > 0:              # its one move may be the move that fills that role
+                    open_roles[k] -= 1
+                    continue
+                total += 4                     # arrival, pick, carry away, put
+        return total
+
+    def role_cost(self, kind: str, need: int) -> tuple[int, int, int]:
+        """(actions, critical path, actions if deferred) of the cheapest object of `kind` for a role."""
+        best, best_path, best_later = INF, INF, INF
+        for i in self.h.kind_objects.get(kind, ()):
+            c, p, later = self.item_cost(i, need)
+            best, best_path, best_later = min(best, c), min(best_path, p), min(best_later, later)
+        return best, best_path, best_later
+
+    def item_cost(self, i: int, need: int) -> tuple[int, int, int]:
+        """(actions, critical path, actions when the put must wait for other roles first)."""
+        c, p, trip = self._item_cost(i, need)
+        if c >= INF:
+            return INF, INF, INF
+        s = self.s
+        if s.held == i and not trip:
+            later = c - 1 - (0 if self.h.is_kind["table"][s.robot] or s.robot in s.cont_at else 1) + 5
+        else:      # held during a trip: it must wait on the board/stove while the robot leaves
+            later = c + (1 if trip and s.held == i else 0)
+        return c, p, later
+
+    def _item_cost(self, i: int, need: int) -> tuple[int, int, bool]:
+        s = self.s
+        if s.added[i] >= 0:
+            return INF, INF, False
+        held = s.held == i
+        f = s.flags[i]
+        w = self.where.get(i)
+        pile = s.piles[w[0]] if w else ()
+        lone_at = w[0] if w and len(pile) == 1 else -1
+        r = s.robot
+        # arrival + pick unless held; the put; one carried move unless held where it may be put
+        if held:
+            cost = 1 + (0 if self.h.is_kind["table"][r] or r in s.cont_at else 1)
+        else:
+            cost = 4     # arrival (the caller refunds one when the hands are empty), pick, put, carried move
+        at_empty = held and not s.piles[r] and r not in s.cont_at   # could place right here
+        path, trip = 0, False
+        if need & CUT and not f & CUT:
+            if not f & CUTTABLE:
+                return INF, INF, False
+            trip = True
+            cost += CUTS_NEEDED - self.cut_prog.get(i, 0)
+            if not (lone_at >= 0 and self.h.is_kind["board"][lone_at]):
+                # place on a board, pick again, one more carried move (none if already at an empty board)
+                cost += 2 if at_empty and self.h.is_kind["board"][r] else 3
+        fryable_later = f & FRYABLE or (f & FRYABLEIFCUT and (f & CUT or need & CUT or f & CUTTABLE))
+        for flag, proc, kind, able in ((COOKED, P_COOK, "stove", f & COOKABLE), (FRIED, P_FRY, "fryer", fryable_later)):
+            if not need & flag or f & flag:
+                continue
+            if not able:
+                return INF, INF, False
+            prog = self.timer.get((proc, i), -1)
+            if prog >= 0:                    # running where it lies: wait, then pick, carry, put
+                path = max(path, TIMER_TICKS - prog + 3)
+                continue
+            trip = True
+            on_station = lone_at >= 0 and self.h.is_kind[kind][lone_at]
+            here = at_empty and self.h.is_kind[kind][r]
+            cost += 1 + (0 if on_station else 2 if here else 3)
+            setup = 0 if on_station else (1 if held else 3)
+            path = max(path, setup + 1 + (TIMER_TICKS - 1) + 3)
+        return cost, path, trip
+
+    def soup_cost(self, role_cost: dict[int, tuple[int, int]]) -> tuple[int, int]:
+        s, h, m = self.s, self.h, self.h.model
+        meal = s.meals[0] if s.meals else None
+        added = [i for i, mm in enumerate(s.added) if mm == 0]
+        cost = 0
+        todo = list(m.soup_items)
+        for r in list(todo):
+            hit = next((i for i in added if self.matches(i, m.role_kind[r], m.role_flags[r])), None)
+            if hit is not None:
+                added.remove(hit)
+                todo.remove(r)
+        for r in todo:   # add-to replaces the put; same count
+            cost += role_cost[r][0]
+        pot_at = s.cont_at[h.pots[0]] if h.pots else -1
+        pot_held = bool(h.pots) and s.held == h.world.n_items + h.pots[0]
+        carry = 2 if pot_held else 3       # (pick,) move, place
+        need_fill = meal is None
+        need_boil = meal is None or not meal[1]
+        in_bowl = meal is not None and meal[0] in h.bowls
+        path = 0
+        if need_fill:
+            prog = self.timer.get((P_FILL, h.pots[0]), -1) if h.pots else -1
+            if prog >= 0:
+                path += TIMER_TICKS - prog
+            else:
+                at_sink = pot_at >= 0 and h.is_kind["sink"][pot_at]
+                cost += 1 + (0 if at_sink else carry)
+                path += (0 if at_sink else carry) + TIMER_TICKS
+        if need_boil:
+            prog = self.timer.get((P_BOIL, 0), -1)
+            if prog >= 0 and not need_fill:
+                path += TIMER_TICKS - prog
+            else:
+                on_stove = not need_fill and pot_at >= 0 and h.is_kind["stove"][pot_at]
+                setup = 0 if on_stove else (3 if need_fill else carry)
+                cost += 1 + setup
+                path += setup + TIMER_TICKS
+        if not in_bowl:
+            # pick the pot, carry it to the bowl, pour
+            bowl_here = bool(h.bowls) and s.cont_at[h.bowls[0]] == s.robot
+            pour = 3 if not pot_held or need_boil else (1 if bowl_here else 2)
+            cost += pour
+            path += pour
+        if m.bowl_on_table and h.bowls:
+            b_at = s.cont_at[h.bowls[0]]
+            if not (b_at >= 0 and h.is_kind["table"][b_at]):
+                cost += 1 if b_at < 0 else 3             # (pick,) move, place
+        return cost, path

@@ -109,21 +109,26 @@ class Heuristic:
         self.tables = tuple(s for s, k in enumerate(sk) if k == "table")
         self.is_kind = {k: tuple(x == k for x in sk) for k in ("board", "stove", "fryer", "sink", "table")}
         self.pots = tuple(c for c, k in enumerate(world.container_kinds) if k == "pot")
+        self.role_key = {p: (self.model.role_kind[p], self.model.role_flags[p]) for p in self.model.role_kind}
+        self.role_keys = sorted(set(self.role_key.values()))
         self.bowls = tuple(c for c, k in enumerate(world.container_kinds) if k == "bowl")
 
     def __call__(self, state: State) -> int:
         m = self.model
         ctx = _Ctx(self, state)
-        role_cost = {p: ctx.role_cost(m.role_kind[p], m.role_flags[p]) for p in m.role_kind}
+        by_need: dict[tuple[str, int], tuple[int, int, int]] = {}
+        for key in self.role_keys:
+            by_need[key] = ctx.role_cost(*key)
+        role_cost = {p: by_need[key] for p, key in self.role_key.items()}
         path = max((c[1] for c in role_cost.values()), default=0)
         # Each dish goes on its own table: one already holding a correct prefix, or any other table.
-        options = [ctx.dish_options(d) for d in m.dishes]
+        options = [[ctx.priced(d, opt, role_cost) for opt in ctx.dish_options(d)] for d in m.dishes]
         best = INF
         for combo in itertools.product(*options):
-            used = [t for t, _, _ in combo if t >= 0]
+            used = [o[0] for o in combo if o[0] >= 0]
             if len(used) != len(set(used)):
                 continue
-            best = min(best, ctx.combo_cost(m.dishes, combo, role_cost))
+            best = min(best, ctx.combo_cost(combo))
         total = best if m.dishes else 0
         if m.has_soup:
             c, p = ctx.soup_cost(role_cost)
@@ -216,30 +221,44 @@ class _Ctx:
             return True
         return r == d.top and any(x not in settled for x in d.members)
 
-    def combo_cost(self, dishes: list[Dish], combo, role_cost) -> int:
-        """Unsettled roles plus blockers; a blocker's move may double as filling a role elsewhere."""
+    def priced(self, d: Dish, option, role_cost) -> tuple:
+        """(table, cost of the open roles, kind -> their costs, blockers, held-item refund)."""
+        t, settled, blockers = option
         m = self.h.model
+        roles = d.chain or [r for r in (d.bottom, *d.members, d.top) if r is not None]
         total = 0
-        open_roles: dict[str, int] = {}        # kind -> unsettled roles, counted per dish below
-        per_dish_open = []
-        for d, (t, settled, blockers) in zip(dishes, combo):
-            roles = d.chain or [r for r in (d.bottom, *d.members, d.top) if r is not None]
-            todo = [r for r in roles if r not in settled]
-            for r in todo:
-                total += role_cost[r][2] if self.deferred(d, r, settled) else role_cost[r][0]
-            kinds: dict[str, int] = {}
-            for r in todo:
-                kinds[m.role_kind[r]] = kinds.get(m.role_kind[r], 0) + 1
-                open_roles[m.role_kind[r]] = open_roles.get(m.role_kind[r], 0) + 1
-            per_dish_open.append(kinds)
-        for n, (d, (t, _, blockers)) in enumerate(zip(dishes, combo)):
-            for b in blockers:
+        kinds: dict[str, list[int]] = {}
+        for r in roles:
+            if r in settled:
+                continue
+            c = role_cost[r][2] if self.deferred(d, r, settled) else role_cost[r][0]
+            total += c
+            kinds.setdefault(m.role_kind[r], []).append(c)
+        refund = False
+        held = self.s.held
+        if 0 <= held < self.h.world.n_items:   # holding an item at the dish's own table: no carry needed
+            r = self.s.robot
+            here = r == t or (t < 0 and self.h.is_kind["table"][r] and not self.s.piles[r])
+            refund = here and self.h.world.item_kinds[held] in kinds
+        return t, total, kinds, blockers, refund
+
+    def combo_cost(self, combo) -> int:
+        """Open roles plus blockers. A blocker's one move may also fill a role of another dish,
+        which saves at most what that role was charged (never more than the move itself)."""
+        total = sum(o[1] for o in combo) - (1 if any(o[4] for o in combo) else 0)
+        if not any(o[3] for o in combo):
+            return total
+        open_costs = [{k: list(v) for k, v in o[2].items()} for o in combo]
+        for n, o in enumerate(combo):
+            for b in o[3]:
                 k = self.h.world.item_kinds[b]
-                elsewhere = open_roles.get(k, 0) - per_dish_open[n].get(k, 0)
-                if elsewhere > 0:              # its one move may be the move that fills that role
-                    open_roles[k] -= 1
-                    continue
-                total += 4                     # arrival, pick, carry away, put
+                pool = [(c, j) for j, kinds in enumerate(open_costs) if j != n for c in kinds.get(k, ())]
+                saved = 0
+                if pool:
+                    c, j = max(pool)
+                    open_costs[j][k].remove(c)
+                    saved = min(4, c)
+                total += 4 - saved            # arrival, pick, carry away, put
         return total
 
     def role_cost(self, kind: str, need: int) -> tuple[int, int, int]:
@@ -257,7 +276,7 @@ class _Ctx:
             return INF, INF, INF
         s = self.s
         if s.held == i and not trip:
-            later = c - 1 - (0 if self.h.is_kind["table"][s.robot] or s.robot in s.cont_at else 1) + 5
+            later = 5    # put it down now, come back, pick, carry, put
         else:      # held during a trip: it must wait on the board/stove while the robot leaves
             later = c + (1 if trip and s.held == i else 0)
         return c, p, later
@@ -274,7 +293,7 @@ class _Ctx:
         r = s.robot
         # arrival + pick unless held; the put; one carried move unless held where it may be put
         if held:
-            cost = 1 + (0 if self.h.is_kind["table"][r] or r in s.cont_at else 1)
+            cost = 2     # put, carried move (the caller refunds the move when the robot stands at the target)
         else:
             cost = 4     # arrival (the caller refunds one when the hands are empty), pick, put, carried move
         at_empty = held and not s.piles[r] and r not in s.cont_at   # could place right here
@@ -318,6 +337,10 @@ class _Ctx:
                 todo.remove(r)
         for r in todo:   # add-to replaces the put; same count
             cost += role_cost[r][0]
+        held = s.held
+        if todo and 0 <= held < h.world.n_items and s.robot in s.cont_at \
+                and any(h.world.item_kinds[held] == m.role_kind[r] for r in todo):
+            cost -= 1    # holding an ingredient beside the pot: no carry needed
         pot_at = s.cont_at[h.pots[0]] if h.pots else -1
         pot_held = bool(h.pots) and s.held == h.world.n_items + h.pots[0]
         carry = 2 if pot_held else 3       # (pick,) move, place

@@ -13,9 +13,10 @@ action of a state never depends on search order, hash seeds or how the state
 was reached.
 
 Tie-break, precisely: among the shortest plans that take no useless action (no
-two moves in a row, no `Do nothing` while no timer is running, no Cook/Cut/Fry/
+move to a station where nothing but moving on is possible, no `Do nothing` while no timer is running, no Cook/Cut/Fry/
 Boil of something already cooked/cut/fried/boiling, no move to a station that is
-an interchangeable twin of a lower-numbered one), the first in the order of the
+an interchangeable twin of a lower-numbered one: same kind, same
+contents, no process attached), the first in the order of the
 valid-action list, step by step. Each pruned action can be replaced by an
 equally long alternative or dropped, so the pruned plans are as short as any.
 """
@@ -31,7 +32,7 @@ from taskplan.errors import PlanningError
 from taskplan.expert.heuristic import INF, Heuristic
 from taskplan.kitchen.domain import BOIL, COOK, COOKED, CUT, CUT_ACTION, FRIED, FRY, MOVE, WAIT
 from taskplan.kitchen.goals import CompiledGoal, compile_goal
-from taskplan.kitchen.state import P_BOIL, P_COOK, P_FILL, P_FRY, Action, State, World, step, valid_actions
+from taskplan.kitchen.state import P_BOIL, P_COOK, P_CUTC, P_CUTG, P_FILL, P_FRY, Action, State, World, step, valid_actions
 
 
 @dataclass
@@ -77,7 +78,9 @@ class Search:
     def h(self, s: State) -> int:
         v = self.h_cache.get(s)
         if v is None:
-            v = 0 if self.goal.satisfied(s) else max(1, self.h_fn(s))
+            v = self.h_fn(s)   # admissible, so 0 wherever the goal holds; confirm those only
+            if v == 0 and not self.goal.satisfied(s):
+                v = 1
             self.h_cache[s] = v
         return v
 
@@ -147,12 +150,13 @@ def useful_actions(world: World, s: State) -> list[Action]:
     """Valid actions minus those a minimal plan never needs (module docstring)."""
     acts = valid_actions(world, s)
     timers = _timer_running(s)
-    last_moved = None
     out = []
     twins_seen: set[tuple] = set()
     for a in acts:
         sch = a[0]
         if sch == MOVE:
+            if not _can_act_at(world, s, a[2]):
+                continue
             key = _twin_key(world, s, a[2])
             if key is not None:
                 if key in twins_seen:
@@ -170,18 +174,38 @@ def useful_actions(world: World, s: State) -> list[Action]:
         elif sch == BOIL and s.meals[a[4]][1]:
             continue
         out.append(a)
-    del last_moved
     return out
 
 
+def _can_act_at(world: World, s: State, st: int) -> bool:
+    """Whether anything but moving on or waiting is possible at station st with what the robot holds."""
+    pile = s.piles[st]
+    cont = next((c for c, at in enumerate(s.cont_at) if at == st), -1)
+    if s.held < 0:
+        return bool(pile) or cont >= 0
+    if s.held < world.n_items:           # an item: place, stack, or add it to a pot with water
+        if cont < 0:
+            return True
+        return world.container_kinds[cont] == "pot" and any(mc == cont for mc, _ in s.meals)
+    if cont >= 0:                        # a container: place it, or pour a pot into an empty bowl
+        held = s.held - world.n_items
+        return world.container_kinds[cont] == "bowl" and world.container_kinds[held] == "pot" \
+            and not any(mc == cont for mc, _ in s.meals) and any(mc == held for mc, _ in s.meals)
+    return not pile
+
+
 def _twin_key(world: World, s: State, st: int) -> tuple | None:
-    """Stations that are empty, untouched by any process and of one kind are interchangeable."""
-    if s.piles[st] or st in s.cont_at:
+    """Stations with the same kind and the same contents (item kinds and flags, bottom-up), untouched
+    by any process, are interchangeable: swapping them and their items maps plans onto plans."""
+    if st in s.cont_at:
         return None
+    pile = s.piles[st]
     for kind, a, b, c, _, _ in s.pending:
         if (kind in (P_COOK, P_FRY, P_FILL) and b == st) or (kind == P_BOIL and c == st):
             return None
-    return (world.station_kinds[st],)
+        if kind in (P_COOK, P_FRY, P_CUTC, P_CUTG) and a in pile:
+            return None
+    return (world.station_kinds[st],) + tuple((world.item_kinds[i], s.flags[i]) for i in pile)
 
 
 def _timer_running(s: State) -> bool:

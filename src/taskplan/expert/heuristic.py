@@ -120,9 +120,15 @@ class Heuristic:
         for key in self.role_keys:
             by_need[key] = ctx.role_cost(*key)
         role_cost = {p: by_need[key] for p, key in self.role_key.items()}
-        path = max((c[1] for c in role_cost.values()), default=0)
         # Each dish goes on its own table: one already holding a correct prefix, or any other table.
-        options = [[ctx.priced(d, opt, role_cost) for opt in ctx.dish_options(d)] for d in m.dishes]
+        raw = [ctx.dish_options(d) for d in m.dishes]
+        options = [[ctx.priced(d, opt, role_cost) for opt in opts] for d, opts in zip(m.dishes, raw)]
+        path = 0
+        for d, opts in zip(m.dishes, raw):   # critical path of roles open whatever the table
+            roles = d.chain or [r for r in (d.bottom, *d.members, d.top) if r is not None]
+            for r in roles:
+                if not any(r in settled for _, settled, _ in opts):
+                    path = max(path, role_cost[r][1])
         best = INF
         for combo in itertools.product(*options):
             used = [o[0] for o in combo if o[0] >= 0]
@@ -328,7 +334,7 @@ class _Ctx:
         s, h, m = self.s, self.h, self.h.model
         meal = s.meals[0] if s.meals else None
         added = [i for i, mm in enumerate(s.added) if mm == 0]
-        cost = 0
+        cost, path, ing_path = 0, 0, 0
         todo = list(m.soup_items)
         for r in list(todo):
             hit = next((i for i in added if self.matches(i, m.role_kind[r], m.role_flags[r])), None)
@@ -337,32 +343,38 @@ class _Ctx:
                 todo.remove(r)
         for r in todo:   # add-to replaces the put; same count
             cost += role_cost[r][0]
+            ing_path = max(ing_path, role_cost[r][1])
         held = s.held
         if todo and 0 <= held < h.world.n_items and s.robot in s.cont_at \
                 and any(h.world.item_kinds[held] == m.role_kind[r] for r in todo):
             cost -= 1    # holding an ingredient beside the pot: no carry needed
         pot_at = s.cont_at[h.pots[0]] if h.pots else -1
         pot_held = bool(h.pots) and s.held == h.world.n_items + h.pots[0]
-        carry = 2 if pot_held else 3       # (pick,) move, place
+        r = s.robot
+        free_here = not s.piles[r] and r not in s.cont_at
+
+        def carry(kind: str) -> int:       # (pick,) (move,) place the pot on a station of `kind`
+            if not pot_held:
+                return 3
+            return 1 if free_here and h.is_kind[kind][r] else 2
         need_fill = meal is None
         need_boil = meal is None or not meal[1]
         in_bowl = meal is not None and meal[0] in h.bowls
-        path = 0
         if need_fill:
             prog = self.timer.get((P_FILL, h.pots[0]), -1) if h.pots else -1
             if prog >= 0:
                 path += TIMER_TICKS - prog
             else:
                 at_sink = pot_at >= 0 and h.is_kind["sink"][pot_at]
-                cost += 1 + (0 if at_sink else carry)
-                path += (0 if at_sink else carry) + TIMER_TICKS
+                cost += 1 + (0 if at_sink else carry("sink"))
+                path += (0 if at_sink else carry("sink")) + TIMER_TICKS
         if need_boil:
             prog = self.timer.get((P_BOIL, 0), -1)
             if prog >= 0 and not need_fill:
                 path += TIMER_TICKS - prog
             else:
                 on_stove = not need_fill and pot_at >= 0 and h.is_kind["stove"][pot_at]
-                setup = 0 if on_stove else (3 if need_fill else carry)
+                setup = 0 if on_stove else (3 if need_fill else carry("stove"))
                 cost += 1 + setup
                 path += setup + TIMER_TICKS
         if not in_bowl:
@@ -375,4 +387,4 @@ class _Ctx:
             b_at = s.cont_at[h.bowls[0]]
             if not (b_at >= 0 and h.is_kind["table"][b_at]):
                 cost += 1 if b_at < 0 else 3             # (pick,) move, place
-        return cost, path
+        return cost, max(path, ing_path)

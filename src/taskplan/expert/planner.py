@@ -16,8 +16,9 @@ Tie-break, precisely: among the shortest plans that take no useless action (no
 move to a station where nothing but moving on is possible, no `Do nothing` while no timer is running, no Cook/Cut/Fry/
 Boil of something already cooked/cut/fried/boiling, no move to a station that is
 an interchangeable twin of a lower-numbered one: same kind, same
-contents, no process attached), the first in the order of the
-valid-action list, step by step. Each pruned action can be replaced by an
+contents, no process attached), the first step by step in the order of the
+valid-action list, except that `Do nothing` ranks first (so the expert waits
+for a timer rather than walking around while it runs). Each pruned action can be replaced by an
 equally long alternative or dropped, so the pruned plans are as short as any.
 """
 
@@ -147,8 +148,9 @@ class Search:
 
 
 def useful_actions(world: World, s: State) -> list[Action]:
-    """Valid actions minus those a minimal plan never needs (module docstring)."""
+    """Valid actions minus those a minimal plan never needs, in tie-break order (module docstring)."""
     acts = valid_actions(world, s)
+    acts.insert(0, acts.pop())   # `Do nothing` first: while a timer runs, waiting beats wandering
     timers = _timer_running(s)
     out = []
     twins_seen: set[tuple] = set()

@@ -1,0 +1,93 @@
+"""Data stages: `taskplan generate`, `taskplan validate`, `taskplan build-dataset`.
+
+Each command loads its config from params.yaml (+ `--set key=value`), calls the
+stage's `run_*` function and prints a one-line summary on stdout. A rich
+progress bar goes to stderr when stderr is a terminal. Heavy imports (pandas,
+datasets, great_expectations) happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from taskplan.cli import app
+from taskplan.config import load_config
+
+ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="key=value override, e.g. generate.num_train_seeds=2")]
+
+
+@app.command()
+def generate(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None) -> None:
+    """Expert trajectories (one JSONL per noise level) for the training tasks x training seeds."""
+    from taskplan.data.trajectories import GenerateConfig, run_generate
+
+    cfg = load_config(GenerateConfig, "generate", params, overrides or [])
+    with _progress("expert episodes") as progress:
+        result = run_generate(cfg, progress=progress)
+    typer.echo(result.summary())
+
+
+@app.command()
+def validate(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None) -> None:
+    """Great Expectations suites on the trajectories and the rows build-dataset will write."""
+    from taskplan.data.dataset import BuildDatasetConfig
+    from taskplan.data.validate import ValidateConfig, ValidationFailed, run_validate
+
+    cfg = load_config(ValidateConfig, "validate", params, overrides or [])
+    dataset_cfg = load_config(BuildDatasetConfig, "build_dataset", params, overrides or [])
+    try:
+        with _progress("replaying episodes") as progress:
+            result = run_validate(cfg, dataset_cfg, progress=progress)
+    except ValidationFailed as err:
+        for report in err.reports:
+            for line in report.lines():
+                typer.echo(f"FAILED {line}", err=True)
+        raise
+    typer.echo(result.summary())
+
+
+@app.command("build-dataset")
+def build_dataset(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None) -> None:
+    """Single-turn rows (HF DatasetDict, split by seed) + stats JSON, from validated trajectories."""
+    from taskplan.data.dataset import BuildDatasetConfig, run_build_dataset
+
+    cfg = load_config(BuildDatasetConfig, "build_dataset", params, overrides or [])
+    result = run_build_dataset(cfg)
+    typer.echo(result.summary())
+
+
+@contextmanager
+def _progress(description: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr, or None when stderr is not a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True)
+    task_id = bar.add_task(description, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task_id, completed=done, total=total)
+
+    with bar:
+        yield update
+
+
+@app.command()
+def suite(out: Path = typer.Option(Path("data/suite.json"), help="Where to write the frozen suite.")) -> None:
+    """Write the default frozen task suite (what `dvc pull data.dvc` restores)."""
+    from taskplan.data.suite import suite_text
+    from taskplan.io import atomic_write_text
+
+    atomic_write_text(out, suite_text())
+    typer.echo(f"wrote {out}")

@@ -1,0 +1,88 @@
+"""Generation: format, determinism, noisy-expert labels, seed hygiene."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from taskplan.data.trajectories import GenerateConfig, expert_episode, run_generate, trajectory_file_name
+from taskplan.errors import ConfigError, UnknownTaskError
+
+
+def test_episode_format_and_expert_plan(clean_trajectories):
+    episodes = [json.loads(x) for x in (clean_trajectories / "trajectories_eps0.0.jsonl").read_text().splitlines()]
+    assert [(e["task"], e["seed"]) for e in episodes] == [
+        ("cheese_sandwich", 1000), ("cheese_sandwich", 1001), ("burger", 1000), ("burger", 1001)], "task-major order"
+    for ep in episodes:
+        assert set(ep) == {"task", "seed", "eps", "optimal_steps", "steps"}
+        assert len(ep["steps"]) == ep["optimal_steps"], "eps=0 episodes are the minimal expert plan"
+        for n, st in enumerate(ep["steps"]):
+            assert set(st) == {"step", "observation", "valid_actions", "goal", "expert_action", "action", "is_noise"}
+            assert st["step"] == n and st["action"] == st["expert_action"] and st["is_noise"] is False
+            assert st["expert_action"] in st["valid_actions"]
+            assert st["observation"].endswith("Goal: " + st["goal"])
+    manifest = json.loads((clean_trajectories / "manifest.json").read_text())
+    assert manifest["files"]["trajectories_eps0.0.jsonl"]["episodes"] == 4
+
+
+def test_generation_is_byte_identical_across_runs_and_worker_counts(tmp_path, generate):
+    a = generate(tmp_path / "a", noise_levels=(0.0, 0.3), workers=0, tasks=("burger",))
+    b = generate(tmp_path / "b", noise_levels=(0.0, 0.3), workers=2, tasks=("burger",))
+    for name in a.files:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert (tmp_path / "a" / "manifest.json").read_bytes() == (tmp_path / "b" / "manifest.json").read_bytes()
+    c = generate(tmp_path / "c", noise_levels=(0.3,), workers=0, tasks=("burger",), seed=7)
+    name = trajectory_file_name(0.3)
+    assert (tmp_path / "c" / name).read_bytes() != (tmp_path / "a" / name).read_bytes(), "common.seed seeds the noise"
+
+
+def test_noisy_expert_labels_are_optimal_from_the_visited_state():
+    from taskplan.expert.planner import plan_state
+    from taskplan.kitchen.env import KitchenEnv
+    from taskplan.kitchen.layout import seeded_instance
+
+    ep = expert_episode("burger", 1002, eps=0.5, noise_seed=3)
+    noise = [s for s in ep["steps"] if s["is_noise"]]
+    assert noise, "eps=0.5 should produce noise steps"
+    assert all(s["action"] != s["expert_action"] for s in noise)
+    env = KitchenEnv(seeded_instance("burger", 1002))
+    env.reset()
+    for st in ep["steps"]:
+        assert plan_state(env.world, env.state, env.goal).texts[0] == st["expert_action"]
+        assert env.step(st["action"]).valid
+    assert env.done and len(ep["steps"]) >= ep["optimal_steps"]
+
+
+def test_config_rejects_evaluation_seeds_and_bad_values():
+    with pytest.raises(ConfigError, match="evaluation seed"):
+        GenerateConfig(train_seeds_start=400, num_train_seeds=30)
+    with pytest.raises(ConfigError, match="noise_levels"):
+        GenerateConfig(noise_levels=(0.0, 1.0))
+    with pytest.raises(ConfigError, match="repeats"):
+        GenerateConfig(tasks=("burger", "burger"))
+    with pytest.raises(UnknownTaskError, match="burgr"):
+        GenerateConfig(tasks=("burgr",))
+
+
+def test_suite_file_held_out_seeds_are_refused(tmp_path):
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"eval_seeds": [1001], "train_seed_range": [1000, 2000]}))
+    cfg = GenerateConfig(tasks=("burger",), num_train_seeds=3, suite=suite, out_dir=tmp_path / "t",
+                         metrics_path=tmp_path / "m.json", workers=0)
+    with pytest.raises(ConfigError, match=r"held-out evaluation seed\(s\) \[1001\]"):
+        run_generate(cfg)
+    assert not (tmp_path / "t").exists(), "nothing is written when the seeds are refused"
+
+
+def test_project_suite_matches_the_evaluation_seeds():
+    from pathlib import Path
+
+    from taskplan.kitchen.tasks import EVAL_SEEDS, PAPER_TASKS
+
+    path = Path(__file__).parents[2] / "data" / "suite.json"
+    if not path.exists():
+        pytest.skip("data/ is not checked out (dvc pull data.dvc)")
+    suite = json.loads(path.read_text())
+    assert tuple(suite["eval_seeds"]) == EVAL_SEEDS and tuple(suite["eval_tasks"]) == PAPER_TASKS
+    assert suite["train_seed_range"][0] > max(EVAL_SEEDS)

@@ -38,7 +38,6 @@ from taskplan.kitchen.tasks import EVAL_SEEDS, PAPER_TASKS, get_task
 
 log = logging.getLogger(__name__)
 
-NOISE_CAP = 2                    # no noise once an episode has 2 x optimal_steps steps
 Progress = Callable[[int, int], None]   # (episodes done, episodes total)
 
 
@@ -158,35 +157,16 @@ def run_generate(cfg: GenerateConfig, progress: Progress | None = None) -> Gener
 def expert_episode(task: str, seed: int, eps: float = 0.0, noise_seed: int = 42,
                    max_seconds: float | None = None) -> dict:
     """One episode of the (noisy) expert on the seeded layout of `task` (see module docstring)."""
-    from taskplan.expert.planner import plan_instance, plan_state
+    from taskplan.expert.noisy import noisy_rollout
     from taskplan.kitchen.env import KitchenEnv
     from taskplan.kitchen.layout import seeded_instance
 
     env = KitchenEnv(seeded_instance(task, seed))
-    env.reset()
-    plan = list(plan_instance(env.instance, max_seconds=max_seconds).texts)
-    optimal = len(plan)
     rng = random.Random(f"{noise_seed}:{task}:{seed}:{float(eps)!r}")
+    optimal, steps = noisy_rollout(env, eps, rng, max_seconds=max_seconds)
     goal = env.world.goal_text
-    steps: list[dict] = []
-    while not env.done:
-        if not plan:
-            raise PlanningError(f"{task} seed {seed}: the expert plan ended before the goal; planner bug")
-        texts = env.action_texts()
-        expert = plan[0]
-        action, noise = expert, False
-        if eps > 0 and len(steps) < NOISE_CAP * optimal and rng.random() < eps:
-            others = [t for t in texts if t != expert]
-            if others:
-                action, noise = rng.choice(others), True
-        steps.append({"step": len(steps), "observation": env.observation(), "valid_actions": texts,
-                      "goal": goal, "expert_action": expert, "action": action, "is_noise": noise})
-        if not env.step(action).valid:
-            raise PlanningError(f"{task} seed {seed}: expert action {action!r} is not valid at step {len(steps) - 1}")
-        if noise:
-            plan = [] if env.done else list(plan_state(env.world, env.state, env.goal, max_seconds=max_seconds).texts)
-        else:
-            plan.pop(0)
+    steps = [{**{k: st[k] for k in ("step", "observation", "valid_actions")}, "goal": goal,
+              **{k: st[k] for k in ("expert_action", "action", "is_noise")}} for st in steps]
     return {"task": task, "seed": seed, "eps": float(eps), "optimal_steps": optimal, "steps": steps}
 
 

@@ -66,4 +66,7 @@ def _parse(reply: object, valid_actions) -> ParsedAction:
     for act in valid_actions:
         if normalize(act) == key:
             return ParsedAction(act, None, raw, has_reasoning)
+    if not _ACTION_LINE.search(reply):   # a bare line that is no action at all
+        return ParsedAction(None, "missing action: end the reply with a line 'Action: <one valid action>'",
+                            raw, has_reasoning)
     return ParsedAction(None, f"action '{raw}' is not valid", raw, has_reasoning)

@@ -1,0 +1,1 @@
+"""Optimal, uniquely tie-broken expert plans (planner.py) and the noisy expert (noisy.py)."""

@@ -1,0 +1,97 @@
+"""The kitchen commands of the `taskplan` console script (contracts of DESIGN.md)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from taskplan.cli import main
+from taskplan.kitchen.tasks import get_task
+
+
+def run_main(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["taskplan", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as ex:
+        code = ex.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_tasks_json_contract(monkeypatch, capsys):
+    code, out, _ = run_main(monkeypatch, capsys, "tasks", "--json")
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 20
+    burger = next(r for r in rows if r["name"] == "burger")
+    assert burger["kind"] == "sync" and burger["listed_opt"] == 10 and burger["step_cap"] == 15
+
+
+def test_plan_json_contract_and_replay(monkeypatch, capsys, tmp_path):
+    code, out, _ = run_main(monkeypatch, capsys, "plan", "--task", "cheeseburger", "--seed", "42", "--json")
+    doc = json.loads(out)
+    assert code == 0
+    assert set(doc) == {"task", "seed", "optimal_steps", "actions", "expanded", "seconds"}
+    assert doc["optimal_steps"] == len(doc["actions"]) and doc["seed"] == 42
+    plan = tmp_path / "plan.txt"
+    plan.write_text("\n".join(doc["actions"]))
+    code, out, _ = run_main(monkeypatch, capsys, "replay", "--task", "cheeseburger", "--seed", "42",
+                            "--actions", str(plan), "--json")
+    rep = json.loads(out)
+    assert code == 0 and rep["success"] and rep["steps"] == doc["optimal_steps"]
+    assert rep["trace"][0]["valid_actions"] == sorted(rep["trace"][0]["valid_actions"])
+
+
+def test_replay_reports_the_first_invalid_step(monkeypatch, capsys, tmp_path):
+    plan = tmp_path / "plan.txt"
+    plan.write_text("Unstack topbun1 from bottombun1 using robot1\nFly away\n")
+    code, out, _ = run_main(monkeypatch, capsys, "replay", "--task", "cheeseburger", "--layout", "default",
+                            "--actions", str(plan), "--json")
+    rep = json.loads(out)
+    assert code == 1 and rep["first_invalid"] == 1 and not rep["success"]
+
+
+def test_instance_command_round_trips(monkeypatch, capsys, tmp_path):
+    out_file = tmp_path / "i.json"
+    code, _, _ = run_main(monkeypatch, capsys, "instance", "--task", "burger", "--seed", "84", "--out", str(out_file))
+    assert code == 0
+    a = json.loads(run_main(monkeypatch, capsys, "plan", "--instance", str(out_file), "--json")[1])
+    b = json.loads(run_main(monkeypatch, capsys, "plan", "--task", "burger", "--seed", "84", "--json")[1])
+    assert a["actions"] == b["actions"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["plan", "--task", "cheeseburgr", "--seed", "1"], "unknown task 'cheeseburgr'"),
+    (["plan", "--task", "burger", "--seed", "-3"], "seed -3"),
+    (["plan", "--task", "burger"], "give exactly one of"),
+    (["plan", "--task", "burger", "--layout", "fancy"], "unknown layout"),
+    (["replay", "--task", "burger", "--seed", "1", "--actions", "/nonexistent/plan.txt"], "cannot read plan file"),
+])
+def test_bad_input_gives_one_line_and_exit_2(monkeypatch, capsys, args, fragment):
+    code, out, err = run_main(monkeypatch, capsys, *args)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("taskplan: error:") and fragment in err
+    assert out == ""
+
+
+def test_malformed_instance_file_exit_2(monkeypatch, capsys, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"task": "burger", "width": 5, "height": 5, "robot": {"x": 0, "y": 0, "facing": [0, 1]},
+                               "stations": [{"kind": "table", "x": 0, "y": 1}, {"kind": "table", "x": 0, "y": 1}],
+                               "items": []}))
+    code, _, err = run_main(monkeypatch, capsys, "plan", "--instance", str(bad))
+    assert code == 2 and "two stations on cell (0, 1)" in err
+
+
+def test_console_script_is_installed_and_fast_to_import():
+    proc = subprocess.run([sys.executable, "-c", "import sys, taskplan.cli; "
+                           "heavy = [m for m in ('torch', 'transformers', 'mlflow', 'prefect', 'great_expectations', 'trl') "
+                           "if m in sys.modules]; print(heavy)"], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]", f"heavy modules imported at CLI start: {proc.stdout}"
+    script = Path(sys.executable).parent / "taskplan"
+    exe = subprocess.run([str(script), "plan", "--task", "burger", "--layout", "default", "--json"],
+                         capture_output=True, text=True, check=True)
+    assert json.loads(exe.stdout)["optimal_steps"] == get_task("burger").listed_opt - 2

@@ -95,3 +95,16 @@ def test_console_script_is_installed_and_fast_to_import():
     exe = subprocess.run([str(script), "plan", "--task", "burger", "--layout", "default", "--json"],
                          capture_output=True, text=True, check=True)
     assert json.loads(exe.stdout)["optimal_steps"] == get_task("burger").listed_opt - 2
+
+
+def test_play_by_number_and_by_text(monkeypatch, capsys):
+    from taskplan.expert.planner import plan_instance
+    from taskplan.kitchen.layout import default_instance
+
+    plan = plan_instance(default_instance("burger")).texts
+    answers = iter(["nonsense"] + [plan[0]] + [p.upper() + "." for p in plan[1:]])
+    monkeypatch.setattr("typer.prompt", lambda *a, **k: next(answers))
+    code, out, _ = run_main(monkeypatch, capsys, "play", "--task", "burger", "--layout", "default")
+    assert code == 0
+    assert "Error Feedback: missing action" in out
+    assert f"Goal reached in {len(plan)} steps." in out

@@ -1,0 +1,370 @@
+"""Policies: what answers one turn of a multi-turn episode.
+
+    policy = make_policy("sft=models/sft", PolicyOptions(max_new_tokens=32))
+    replies = policy.act(turns)              # one reply text per turn, same order
+
+Every policy is a `Policy`: a `name` and `act(turns) -> list[str]`, called once
+per step with the turns of every active episode (a batch). A `Turn` carries the
+chat prompt and the valid actions; planner-based policies may also read the
+live environment (`turn.env`). Policies that can score text also implement
+`Scorer.completion_logprobs`, which the product bound needs.
+
+Four kinds, chosen by a spec string `name[=target]` (see `make_policy`):
+- `random`: a uniformly drawn valid action; one seeded stream per episode, so
+  the replies do not depend on how episodes are batched.
+- `expert`: the first action of the planner's minimal plan from the current
+  state; the plan is cached per episode while the agent stays on it.
+- `NAME=PATH_OR_HUB_ID`: a causal LM (transformers), batched generation with
+  left padding, greedy when temperature is 0, sampled otherwise.
+- `NAME=http(s)://HOST[:PORT][/v1]`: any OpenAI-compatible chat endpoint
+  (POST /v1/chat/completions), turns sent concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from taskplan.data.prompts import answer_text
+from taskplan.errors import ConfigError, ModelNotFoundError
+
+log = logging.getLogger(__name__)
+
+BUILTIN = ("random", "expert")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Turn:
+    key: str                              # episode id ("task/seed"), stable however episodes are batched
+    messages: list[dict[str, str]]        # the chat prompt of this turn
+    valid_actions: tuple[str, ...]
+    env: Any = None                       # the live KitchenEnv, for planner-based policies only
+
+
+class Policy(Protocol):
+    name: str
+
+    def act(self, turns: Sequence[Turn]) -> list[str]:
+        """One reply text per turn, in order."""
+        ...
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    def completion_logprobs(self, prompts: Sequence[list[dict[str, str]]],
+                            completions: Sequence[str]) -> list[float]:
+        """Teacher-forced log-probability of each exact completion (ended by the stop token)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyOptions:
+    """Knobs shared by the policy kinds (each kind reads the ones it needs)."""
+
+    seed: int = 42                  # random policy streams; sampling seed of model policies
+    max_new_tokens: int = 48        # reply budget of model and endpoint policies
+    temperature: float = 0.0        # 0 = greedy
+    top_p: float = 1.0
+    batch_size: int = 64            # generation/scoring batch of a model policy
+    device: str = "auto"            # auto | cpu | cuda | cuda:N
+    dtype: str = "auto"             # auto | float32 | bfloat16 | float16
+    endpoint_model: str = ""        # "model" field sent to a chat endpoint ("" = the policy name)
+    endpoint_concurrency: int = 8   # requests in flight per batch
+    endpoint_timeout: float = 60.0  # seconds per request
+    api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the endpoint's key, if any
+    planner_seconds: float = 300.0  # expert: give up planning after this long
+    pad_tolerance: float | None = None  # a batch's longest prompt <= (1 + this) x its shortest; None: auto
+    #                                     (CPU 0: prefill is compute-bound, padding is waste; GPU: no limit)
+
+
+def parse_policy_spec(spec: str) -> tuple[str, str]:
+    """`name[=target]` -> (name, target); `random`/`expert` need no target."""
+    name, sep, target = spec.partition("=")
+    name, target = name.strip(), target.strip()
+    if not sep:
+        target = name
+    if not _NAME.match(name or "-"):
+        raise ConfigError(f"policy {spec!r}: the name must be letters, digits, '_', '-' or '.'; "
+                          "e.g. sft=models/sft")
+    if not target:
+        raise ConfigError(f"policy {spec!r} has an empty target; e.g. {name}=models/{name}")
+    if not sep and name not in BUILTIN:
+        raise ConfigError(f"policy {spec!r} needs a target: {name}=MODEL_DIR, {name}=HUB_ID or "
+                          f"{name}=http://HOST:PORT/v1 (built-ins: {', '.join(BUILTIN)})")
+    return name, target
+
+
+def policy_kind(target: str) -> str:
+    if target in BUILTIN:
+        return target
+    return "endpoint" if target.startswith(("http://", "https://")) else "model"
+
+
+def make_policy(spec: str, options: PolicyOptions = PolicyOptions()) -> Policy:
+    """Build the policy a spec string names (see the module docstring)."""
+    name, target = parse_policy_spec(spec)
+    kind = policy_kind(target)
+    if kind == "random":
+        return RandomPolicy(options.seed, name=name)
+    if kind == "expert":
+        return ExpertPolicy(options.planner_seconds, name=name)
+    if kind == "endpoint":
+        key = os.environ.get(options.api_key_env) if options.api_key_env else None
+        return ChatEndpointPolicy(target, model=options.endpoint_model or name, name=name,
+                                  temperature=options.temperature, max_tokens=options.max_new_tokens,
+                                  timeout=options.endpoint_timeout, concurrency=options.endpoint_concurrency,
+                                  api_key=key)
+    return HFPolicy.from_pretrained(target, name=name, options=options)
+
+
+class RandomPolicy:
+    """A uniformly random valid action, from one seeded stream per episode."""
+
+    def __init__(self, seed: int = 42, name: str = "random"):
+        self.name, self.seed = name, seed
+        self._rngs: dict[str, random.Random] = {}
+
+    def act(self, turns: Sequence[Turn]) -> list[str]:
+        out = []
+        for turn in turns:
+            rng = self._rngs.setdefault(turn.key, random.Random(f"{self.seed}/{turn.key}"))
+            out.append(answer_text(rng.choice(turn.valid_actions)) if turn.valid_actions else "Action: Finish")
+        return out
+
+
+class ExpertPolicy:
+    """The planner's next action from the current state (plans cached per episode)."""
+
+    def __init__(self, max_seconds: float | None = 300.0, name: str = "expert"):
+        self.name, self.max_seconds = name, max_seconds
+        self._next: dict[str, dict[Any, str]] = {}   # episode -> {state on the cached plan: its action}
+
+    def act(self, turns: Sequence[Turn]) -> list[str]:
+        return [answer_text(self._action(turn)) for turn in turns]
+
+    def _action(self, turn: Turn) -> str:
+        env = turn.env
+        if env is None:
+            raise ConfigError("the expert policy needs the live environment in each turn (Turn.env)")
+        cached = self._next.setdefault(turn.key, {})
+        if env.state not in cached:
+            cached.update(plan_actions_by_state(env.world, env.state, env.goal, self.max_seconds))
+        return cached.get(env.state, "Finish")   # "Finish" only when the goal already holds
+
+
+def plan_actions_by_state(world: Any, state: Any, goal: Any, max_seconds: float | None) -> dict[Any, str]:
+    """Map every state on the minimal plan from `state` to the plan's action there."""
+    from taskplan.expert.planner import plan_state
+    from taskplan.kitchen.state import step, valid_actions
+
+    plan = plan_state(world, state, goal, max_seconds=max_seconds)
+    out, s = {}, state
+    for text in plan.texts:
+        out[s] = text
+        act = next(a for a in valid_actions(world, s) if world.action_text(a) == text)
+        s = step(world, s, act)
+    return out
+
+
+class HFPolicy:
+    """A causal LM from transformers: batched left-padded generation, teacher-forced scoring."""
+
+    def __init__(self, model: Any, tokenizer: Any, name: str = "model", options: PolicyOptions = PolicyOptions()):
+        import torch
+
+        self.name, self.model, self.tokenizer, self.options = name, model, tokenizer, options
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.device = next(model.parameters()).device
+        self.model.eval()
+        eos = model.generation_config.eos_token_id
+        eos = eos[0] if isinstance(eos, (list, tuple)) and eos else eos
+        self.stop_id: int | None = eos if eos is not None else tokenizer.eos_token_id
+        self._generator = torch.Generator(device="cpu").manual_seed(options.seed)
+        self._gen_config = self._generation_config()
+        # CPU prefill is compute-bound, so padding is pure waste and a batch's decode steps wait for its
+        # longest reply: only equal-length prompts share a batch there. A GPU is memory-bound while
+        # decoding, so one big batch is much faster.
+        tolerance = options.pad_tolerance
+        self._pad_tolerance = tolerance if tolerance is not None else (
+            0.0 if self.device.type == "cpu" else float("inf"))
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, name: str = "model",
+                        options: PolicyOptions = PolicyOptions()) -> "HFPolicy":
+        import torch
+
+        from taskplan.model import load_policy, load_tokenizer
+
+        tokenizer = load_tokenizer(name_or_path)
+        model = load_policy(name_or_path, dtype=options.dtype)
+        device = options.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            model.to(device)
+        except (RuntimeError, AssertionError) as err:
+            raise ConfigError(f"cannot place model {name_or_path} on device {device!r} ({str(err).splitlines()[0]});"
+                              " use evaluate.device=cpu or auto") from None
+        if getattr(tokenizer, "chat_template", None) is None:
+            raise ModelNotFoundError(f"model {name_or_path} has a tokenizer without a chat template; "
+                                     "use an instruct/chat model or one written by `taskplan model-init`")
+        return cls(model, tokenizer, name=name, options=options)
+
+    def act(self, turns: Sequence[Turn]) -> list[str]:
+        return self.generate([self.prompt_text(t.messages) for t in turns])
+
+    def prompt_text(self, messages: list[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def generate(self, prompts: Sequence[str]) -> list[str]:
+        """Replies to rendered prompts, in batches of similar length (less padding)."""
+        import torch
+
+        out = [""] * len(prompts)
+        lengths = [len(ids) for ids in self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
+        order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+        for chunk in _length_buckets(order, lengths, self.options.batch_size, self._pad_tolerance):
+            enc = self.tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True,
+                                 add_special_tokens=False).to(self.device)
+            with torch.inference_mode():
+                if self._gen_config.do_sample:
+                    torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator)))
+                ids = self.model.generate(**enc, generation_config=self._gen_config)
+            texts = self.tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            for i, text in zip(chunk, texts):
+                out[i] = text.strip()
+        return out
+
+    def completion_logprobs(self, prompts: Sequence[list[dict[str, str]]],
+                            completions: Sequence[str]) -> list[float]:
+        """log p(completion + stop token | prompt), teacher-forced, batched with left padding."""
+        import torch
+
+        tok = self.tokenizer
+        seqs = []
+        for messages, completion in zip(prompts, completions, strict=True):
+            p = tok(self.prompt_text(messages), add_special_tokens=False)["input_ids"]
+            c = tok(completion, add_special_tokens=False)["input_ids"]
+            seqs.append((p, c + ([self.stop_id] if self.stop_id is not None else [])))
+        out = [0.0] * len(seqs)
+        lengths = [len(p) + len(c) for p, c in seqs]
+        order = sorted(range(len(seqs)), key=lambda i: lengths[i])
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        for chunk in _length_buckets(order, lengths, self.options.batch_size, self._pad_tolerance):
+            width = max(len(seqs[i][0]) + len(seqs[i][1]) for i in chunk)
+            keep = max(len(seqs[i][1]) for i in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, i in enumerate(chunk):
+                full = seqs[i][0] + seqs[i][1]
+                ids[row, width - len(full):] = torch.tensor(full)
+                mask[row, width - len(full):] = 1
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                    position_ids=positions.to(self.device), logits_to_keep=keep + 1).logits
+            logp = torch.log_softmax(logits[:, -(keep + 1):].float(), dim=-1).cpu()
+            for row, i in enumerate(chunk):
+                n = len(seqs[i][1])
+                target = torch.tensor(seqs[i][1])
+                # kept position j predicts the token at j + 1; the completion fills the last n positions
+                out[i] = float(logp[row, keep - n:keep].gather(-1, target[:, None]).sum())
+        return out
+
+    def _generation_config(self) -> Any:
+        import copy
+
+        gen = copy.deepcopy(self.model.generation_config)
+        sample = self.options.temperature > 0
+        gen.max_new_tokens = self.options.max_new_tokens
+        gen.do_sample = sample
+        gen.temperature = self.options.temperature if sample else None
+        gen.top_p = self.options.top_p if sample else None
+        # the policy's own distribution (what the bound scores): no top-k, no repetition penalty, whatever
+        # the model's generation_config suggests (Qwen2.5-Instruct ships top_k=20, repetition_penalty=1.1)
+        gen.top_k = None
+        gen.repetition_penalty = 1.0
+        gen.pad_token_id = self.tokenizer.pad_token_id
+        if gen.eos_token_id is None:
+            gen.eos_token_id = self.stop_id
+        return gen
+
+
+class ChatEndpointPolicy:
+    """Any OpenAI-compatible chat endpoint: one POST /v1/chat/completions per turn, sent concurrently."""
+
+    def __init__(self, url: str, model: str = "default", name: str = "endpoint", temperature: float = 0.0,
+                 max_tokens: int = 64, timeout: float = 60.0, concurrency: int = 8, api_key: str | None = None,
+                 retries: int = 2, client: Any = None):
+        import httpx
+
+        self.name, self.model, self.url = name, model, chat_completions_url(url)
+        self.temperature, self.max_tokens, self.retries = temperature, max_tokens, retries
+        self.concurrency = max(1, concurrency)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = client or httpx.Client(timeout=timeout, headers=headers)
+
+    def act(self, turns: Sequence[Turn]) -> list[str]:
+        if len(turns) <= 1 or self.concurrency == 1:
+            return [self._ask(t.messages) for t in turns]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(turns))) as pool:
+            return list(pool.map(lambda t: self._ask(t.messages), turns))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _ask(self, messages: list[dict[str, str]]) -> str:
+        import httpx
+
+        body = {"model": self.model, "messages": messages, "temperature": self.temperature,
+                "max_tokens": self.max_tokens}
+        for attempt in range(self.retries + 1):
+            try:
+                resp = self._client.post(self.url, json=body)
+            except httpx.HTTPError as err:
+                if attempt < self.retries:
+                    time.sleep(0.5 * 2**attempt)
+                    continue
+                raise ModelNotFoundError(f"chat endpoint {self.url} unreachable ({type(err).__name__}: "
+                                         f"{str(err)[:120]}); start the server or fix the policy URL") from None
+            if resp.status_code >= 500 and attempt < self.retries:
+                time.sleep(0.5 * 2**attempt)
+                continue
+            if resp.status_code != 200:
+                raise ModelNotFoundError(f"chat endpoint {self.url} answered HTTP {resp.status_code} "
+                                         f"({resp.text[:160]!r}); check the URL, model name and API key")
+            try:
+                return resp.json()["choices"][0]["message"]["content"] or ""
+            except (ValueError, KeyError, IndexError, TypeError):
+                raise ModelNotFoundError(f"chat endpoint {self.url} sent no choices[0].message.content "
+                                         f"({resp.text[:160]!r}); is it OpenAI-compatible?") from None
+        raise AssertionError("unreachable")
+
+
+def chat_completions_url(url: str) -> str:
+    """Accept a base URL (http://host:8000), its /v1, or the full chat-completions path."""
+    url = url.rstrip("/")
+    if url.endswith("/chat/completions"):
+        return url
+    return url + ("/chat/completions" if url.endswith("/v1") else "/v1/chat/completions")
+
+
+def _length_buckets(order: list[int], lengths: list[int], size: int, tolerance: float) -> list[list[int]]:
+    """Consecutive runs of `order` (sorted by length) of at most `size`, longest <= (1 + tolerance) x shortest."""
+    out: list[list[int]] = []
+    for i in order:
+        if out and len(out[-1]) < max(1, size) and lengths[i] <= (1 + tolerance) * lengths[out[-1][0]]:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out

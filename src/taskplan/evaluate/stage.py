@@ -1,0 +1,358 @@
+"""Stages `evaluate` and `cross_task`: policies x tasks x seeds -> metrics JSON.
+
+    cfg = load_config(EvaluateConfig, "evaluate", "params.yaml")
+    result = run_evaluate(cfg)       # metrics/eval.json + outputs/eval/<policy>.jsonl
+
+    matrix = cross_task_matrix({"burger": "models/cross/burger"}, tasks=PAPER_TASKS)
+
+`run_evaluate` plays every (task, seed) episode of every policy in
+`cfg.policies` (batched, see rollout.py), computes SR/ASAT/ASST per task
+(metrics.py), adds each instance's true optimum from the planner and, for
+model policies, the mean product bound (bound.py). It writes the DESIGN.md
+contract `{policy: {task: {"sr", "asat", "asst", "episodes",
+"invalid_actions", "bound", ...}}}` and one transcript JSONL per policy.
+`run_cross_task` does the same for one model per training task and writes one
+row file per training task (`<out_dir>/<train_task>.json`, the same shape with
+the training task in place of the policy); `taskplan compare` merges the rows
+into the SR matrix.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from taskplan.errors import ConfigError, ModelNotFoundError
+from taskplan.evaluate.bound import expert_bounds, mean_bound_by_task, mean_log10_bound_by_task, optimal_plans
+from taskplan.evaluate.metrics import add_bounds, flat_metrics, task_table
+from taskplan.evaluate.policies import (Policy, PolicyOptions, Scorer, make_policy, parse_policy_spec,
+                                        policy_kind)
+from taskplan.evaluate.rollout import (Episode, EpisodeSpec, Progress, RolloutSettings, run_episodes,
+                                       write_transcripts)
+from taskplan.io import atomic_write_json, atomic_write_jsonl
+from taskplan.kitchen.tasks import EVAL_SEEDS, PAPER_TASKS, get_task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluateConfig:
+    policies: tuple[str, ...] = ("random", "expert")  # name | name=MODEL_DIR | name=HUB_ID | name=http(s)://URL
+    tasks: tuple[str, ...] = ()          # empty: the suite's eval_tasks (no suite: the four paper tasks)
+    seeds: tuple[int, ...] = ()          # empty: the suite's eval_seeds (no suite: 42, 84, ..., 420)
+    suite: Path | None = Path("data/suite.json")  # frozen evaluation suite (tasks and seeds)
+    history: bool = True                 # previous action (+ reasoning) in the prompt, as in training rows
+    prompt_style: str = "full"           # system prompt: full | short (match build_dataset.prompt_style)
+    max_retries: int = 5                 # invalid replies in a row that exhaust a turn (spec 9)
+    max_exhausted: int = 3               # exhausted turns that fail the episode (spec 9)
+    batch_size: int = 64                 # episodes advanced together = generation batch (1: one at a time)
+    max_new_tokens: int = 48             # reply budget ("Action: <longest action>" is ~20 domain tokens)
+    temperature: float = 0.0             # 0 = greedy decoding
+    top_p: float = 1.0                   # nucleus sampling when temperature > 0
+    device: str = "auto"                 # auto | cpu | cuda | cuda:N
+    dtype: str = "auto"                  # auto | float32 | bfloat16 | float16
+    cpu_threads: int = 0                 # torch intra-op threads (0 = torch's default; 1 wins on a busy CPU)
+    bound: bool = True                   # product bound for model policies (teacher-forced expert replies)
+    endpoint_model: str = ""             # "model" sent to chat endpoints ("" = the policy name)
+    endpoint_concurrency: int = 8        # requests in flight to a chat endpoint
+    endpoint_timeout: float = 60.0       # seconds per endpoint request
+    planner_seconds: float = 300.0       # expert planner limit per call
+    keep_prompts: bool = False           # store every turn's user message in the transcripts (large)
+    merge: bool = False                  # keep other policies already present in out_path
+    out_path: Path = Path("metrics/eval.json")
+    outputs_dir: Path = Path("outputs/eval")  # <policy>.jsonl transcripts, <policy>.bound.jsonl bounds
+    seed: int = 42                       # common.seed: random policy streams, sampling
+
+    def __post_init__(self) -> None:
+        if not self.policies:
+            raise ConfigError("evaluate.policies is empty; e.g. [random, expert, sft=models/sft]")
+        names = [parse_policy_spec(p)[0] for p in self.policies]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ConfigError(f"evaluate.policies names {', '.join(dup)} twice; give each policy its own name")
+        _check_common(self, "evaluate")
+
+    @property
+    def settings(self) -> RolloutSettings:
+        return RolloutSettings(self.history, self.prompt_style, self.max_retries, self.max_exhausted,
+                               self.batch_size, self.keep_prompts)
+
+    @property
+    def options(self) -> PolicyOptions:
+        return PolicyOptions(self.seed, self.max_new_tokens, self.temperature, self.top_p, self.batch_size,
+                             self.device, self.dtype, self.endpoint_model, self.endpoint_concurrency,
+                             self.endpoint_timeout, planner_seconds=self.planner_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluateResult:
+    doc: dict[str, dict[str, dict[str, Any]]]   # the eval.json document
+    out_path: Path
+    files: tuple[Path, ...]                     # everything written (eval.json first)
+    seconds: float
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return {**flat_metrics(self.doc), "eval/seconds": round(self.seconds, 3)}
+
+    def summary(self) -> str:
+        return f"evaluate: {_sr_line(self.doc)} -> {self.out_path} ({self.seconds:.1f} s)"
+
+
+@dataclass(frozen=True, slots=True)
+class CrossTaskConfig:
+    models: tuple[str, ...] = tuple(f"{t}=models/cross/{t}" for t in PAPER_TASKS)  # TRAIN_TASK=MODEL_DIR
+    tasks: tuple[str, ...] = ()          # evaluation tasks; empty: the suite's (no suite: the paper's four)
+    seeds: tuple[int, ...] = ()          # empty: the suite's eval_seeds (no suite: 42, ..., 420)
+    suite: Path | None = Path("data/suite.json")  # frozen evaluation suite (tasks and seeds)
+    history: bool = True                 # as evaluate.history
+    prompt_style: str = "full"           # as evaluate.prompt_style
+    batch_size: int = 64                 # episodes advanced together = generation batch
+    max_new_tokens: int = 48             # reply budget
+    temperature: float = 0.0             # 0 = greedy decoding
+    device: str = "auto"                 # auto | cpu | cuda | cuda:N
+    dtype: str = "auto"                  # auto | float32 | bfloat16 | float16
+    cpu_threads: int = 0                 # torch intra-op threads (0 = torch's default)
+    out_dir: Path = Path("metrics/cross_task")     # one <train_task>.json row per model
+    outputs_dir: Path = Path("outputs/cross_task")  # transcripts <train_task>.jsonl
+    seed: int = 42                       # common.seed: sampling
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ConfigError("cross_task.models is empty; e.g. [burger=models/cross/burger]")
+        for spec in self.models:
+            name, target = parse_policy_spec(spec)
+            if get_task(name).name != name:
+                raise ConfigError(f"cross_task.models: use the task name {get_task(name).name!r}, not {name!r}")
+            if policy_kind(target) != "model":
+                raise ConfigError(f"cross_task.models: {spec!r} must name a model folder or hub id")
+        _check_common(self, "cross_task")
+
+    @property
+    def settings(self) -> RolloutSettings:
+        return RolloutSettings(self.history, self.prompt_style, max_batch=self.batch_size)
+
+    @property
+    def options(self) -> PolicyOptions:
+        return PolicyOptions(self.seed, self.max_new_tokens, self.temperature, batch_size=self.batch_size,
+                             device=self.device, dtype=self.dtype)
+
+
+@dataclass(frozen=True, slots=True)
+class CrossTaskResult:
+    doc: dict[str, dict[str, dict[str, Any]]]   # {train_task: {eval_task: metrics}}
+    files: tuple[Path, ...]
+    seconds: float
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return {**flat_metrics(self.doc, prefix="cross_task"), "cross_task/seconds": round(self.seconds, 3)}
+
+    def summary(self) -> str:
+        return f"cross_task: {_sr_line(self.doc)} -> {', '.join(map(str, self.files[:4]))} ({self.seconds:.1f} s)"
+
+
+@dataclass
+class PolicyEvaluation:
+    table: dict[str, dict[str, Any]]            # {task: metrics}
+    episodes: list[Episode]
+    bounds: list[Any] = field(default_factory=list)   # BoundRecord per instance (model policies)
+
+
+def run_evaluate(cfg: EvaluateConfig, progress: Progress | None = None) -> EvaluateResult:
+    start = time.perf_counter()
+    specs = resolve_specs(cfg.tasks, cfg.seeds, cfg.suite)
+    _precheck_targets(cfg.policies)
+    _set_cpu_threads(cfg.cpu_threads)
+    plans = optimal_plans(specs, cfg.planner_seconds)
+    specs = with_caps(specs, plans)
+    doc = _existing(cfg.out_path) if cfg.merge else {}
+    files: list[Path] = []
+    for n, spec in enumerate(cfg.policies):
+        policy = make_policy(spec, cfg.options)
+        try:
+            ev = evaluate_policy(policy, specs, cfg.settings, plans, bound=cfg.bound,
+                                 progress=_offset(progress, n * len(specs), len(cfg.policies) * len(specs)))
+        finally:
+            _release(policy)
+        doc[policy.name] = ev.table
+        files.append(cfg.outputs_dir / f"{policy.name}.jsonl")
+        write_transcripts(files[-1], ev.episodes)
+        if ev.bounds:
+            files.append(cfg.outputs_dir / f"{policy.name}.bound.jsonl")
+            atomic_write_jsonl(files[-1], (b.to_json() for b in ev.bounds))
+        log.info("evaluated %s: %s", policy.name, _sr_line({policy.name: ev.table}))
+    atomic_write_json(cfg.out_path, doc)
+    return EvaluateResult(doc, cfg.out_path, (cfg.out_path, *files), time.perf_counter() - start)
+
+
+def evaluate_policy(policy: Policy, specs: Sequence[EpisodeSpec], settings: RolloutSettings = RolloutSettings(),
+                    plans: Mapping[str, Sequence[str]] | None = None, bound: bool = False,
+                    progress: Progress | None = None) -> PolicyEvaluation:
+    """Roll out one policy on `specs`; metrics per task, plus the bound when the policy can score."""
+    episodes = run_episodes(policy, specs, settings, progress)
+    for ep in episodes:
+        if plans is not None and ep.key in plans:
+            ep.optimum = len(plans[ep.key])
+    table = task_table(episodes)
+    records = []
+    if bound and plans is not None and isinstance(policy, Scorer):
+        records = expert_bounds(policy, specs, plans, settings)
+        add_bounds(table, mean_bound_by_task(records), mean_log10_bound_by_task(records))
+    return PolicyEvaluation(table, episodes, records)
+
+
+def run_cross_task(cfg: CrossTaskConfig, progress: Progress | None = None) -> CrossTaskResult:
+    start = time.perf_counter()
+    models = dict(parse_policy_spec(m) for m in cfg.models)
+    _set_cpu_threads(cfg.cpu_threads)
+    doc, files = cross_task_matrix(models, cfg.tasks, cfg.seeds, cfg.suite, cfg.settings, cfg.options,
+                                   cfg.outputs_dir, progress)
+    rows = []
+    for train_task, row in doc.items():
+        rows.append(cfg.out_dir / f"{train_task}.json")
+        atomic_write_json(rows[-1], {train_task: row})
+    return CrossTaskResult(doc, (*rows, *files), time.perf_counter() - start)
+
+
+def cross_task_matrix(models: Mapping[str, str | Path], tasks: Sequence[str] = PAPER_TASKS,
+                      seeds: Sequence[int] = EVAL_SEEDS, suite: Path | None = None,
+                      settings: RolloutSettings = RolloutSettings(), options: PolicyOptions = PolicyOptions(),
+                      outputs_dir: Path | None = None,
+                      progress: Progress | None = None) -> tuple[dict[str, dict[str, dict[str, Any]]], list[Path]]:
+    """{train_task: model_dir} -> ({train_task: {eval_task: metrics}}, transcript files)."""
+    specs = resolve_specs(tuple(tasks), tuple(seeds), suite)
+    _precheck_targets([f"{k}={v}" for k, v in models.items()])
+    plans = optimal_plans(specs, options.planner_seconds)
+    specs = with_caps(specs, plans)
+    doc, files = {}, []
+    for n, (train_task, target) in enumerate(models.items()):
+        policy = make_policy(f"{train_task}={target}", options)
+        try:
+            ev = evaluate_policy(policy, specs, settings, plans,
+                                 progress=_offset(progress, n * len(specs), len(models) * len(specs)))
+        finally:
+            _release(policy)
+        doc[train_task] = ev.table
+        if outputs_dir is not None:
+            files.append(Path(outputs_dir) / f"{train_task}.jsonl")
+            write_transcripts(files[-1], ev.episodes)
+    return doc, files
+
+
+def sr_matrix(doc: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, float | None]]:
+    """{row: {task: metrics}} -> {row: {task: sr}}."""
+    return {row: {task: m.get("sr") for task, m in table.items()} for row, table in doc.items()}
+
+
+def resolve_specs(tasks: Sequence[str], seeds: Sequence[int], suite: Path | None) -> list[EpisodeSpec]:
+    """Episodes of tasks x seeds; empty tasks/seeds come from the suite file (or the paper's defaults)."""
+    doc = _read_suite(suite) if suite is not None and (not tasks or not seeds) else {}
+    tasks = tuple(tasks) or tuple(doc.get("eval_tasks") or PAPER_TASKS)
+    seeds = tuple(seeds) or tuple(doc.get("eval_seeds") or EVAL_SEEDS)
+    return [EpisodeSpec(get_task(t).name, int(s)) for t in tasks for s in seeds]
+
+
+def with_caps(specs: Sequence[EpisodeSpec], plans: Mapping[str, Sequence[str]]) -> list[EpisodeSpec]:
+    """Tasks without a listed optimum get ceil(1.5 x the instance's true optimum) as their cap."""
+    out = []
+    for s in specs:
+        cap = s.cap
+        if cap is None and get_task(s.task).step_cap is None:
+            cap = max(1, math.ceil(1.5 * len(plans[s.key])))
+        out.append(EpisodeSpec(s.task, s.seed, cap))
+    return out
+
+
+def _check_common(cfg: Any, section: str) -> None:
+    for name in cfg.tasks:
+        get_task(name)
+    if len(set(cfg.tasks)) != len(cfg.tasks) or len(set(cfg.seeds)) != len(cfg.seeds):
+        raise ConfigError(f"{section}.tasks and {section}.seeds must not repeat entries")
+    RolloutSettings(cfg.history, cfg.prompt_style, max_batch=cfg.batch_size)   # validates those three
+    if cfg.max_new_tokens < 1:
+        raise ConfigError(f"{section}.max_new_tokens={cfg.max_new_tokens}: must be >= 1")
+    if cfg.temperature < 0:
+        raise ConfigError(f"{section}.temperature={cfg.temperature}: must be >= 0 (0 = greedy)")
+    if cfg.cpu_threads < 0:
+        raise ConfigError(f"{section}.cpu_threads={cfg.cpu_threads}: use 0 (torch's default) or a positive count")
+    if cfg.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise ConfigError(f"{section}.dtype={cfg.dtype!r}; use auto, float32, bfloat16 or float16")
+
+
+def _set_cpu_threads(n: int) -> None:
+    """Process-wide torch CPU threads; on a shared, busy CPU one thread avoids stalls at thread barriers."""
+    if n > 0:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def _precheck_targets(specs: Sequence[str]) -> None:
+    """Fail before any episode runs when a local model folder is missing."""
+    for spec in specs:
+        name, target = parse_policy_spec(spec)
+        if policy_kind(target) != "model" or Path(target).expanduser().exists():
+            continue
+        hub_like = target.count("/") == 1 and not target.startswith((".", "/", "~", "models/", "outputs/"))
+        if not hub_like:
+            raise ModelNotFoundError(f"model folder {target} of policy {name!r} does not exist; run the stage "
+                                     "that writes it (model-init, sft, grpo) or fix the policy list")
+
+
+def _read_suite(path: Path) -> dict:
+    try:
+        doc = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"suite file {path} not found; run `dvc pull data.dvc`, or set tasks and seeds") from None
+    except ValueError as err:
+        raise ConfigError(f"suite file {path} is not valid JSON ({err}); fix it or restore it with dvc") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"suite file {path} must hold an object with eval_tasks and eval_seeds")
+    return doc
+
+
+def _existing(path: Path) -> dict:
+    if not Path(path).exists():
+        return {}
+    try:
+        doc = json.loads(Path(path).read_text())
+    except ValueError:
+        raise ConfigError(f"{path} is not valid JSON; delete it or run without evaluate.merge") from None
+    return doc if isinstance(doc, dict) else {}
+
+
+def _offset(progress: Progress | None, done_before: int, total: int) -> Progress | None:
+    if progress is None:
+        return None
+    return lambda done, _n: progress(done_before + done, total)
+
+
+def _release(policy: Policy) -> None:
+    """Free a model's memory (or close an endpoint's connections) before the next policy loads."""
+    close: Callable[[], None] | None = getattr(policy, "close", None)
+    if close is not None:
+        close()
+    if getattr(policy, "model", None) is not None:
+        import torch
+
+        policy.model = None   # type: ignore[attr-defined]
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _sr_line(doc: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    parts = []
+    for name, table in doc.items():
+        srs = [m.get("sr") for m in table.values() if m.get("sr") is not None]
+        mean = sum(srs) / len(srs) if srs else float("nan")
+        parts.append(f"{name} SR {mean:.2f} [" + " ".join(f"{(m.get('sr') or 0):.1f}" for m in table.values()) + "]")
+    return "; ".join(parts)

@@ -1,0 +1,88 @@
+"""`taskplan evaluate/cross-task/compare` on the command line (commands/evaluate.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from taskplan.cli import main
+
+
+def _run_main(monkeypatch, capsys, *argv):
+    monkeypatch.setattr(sys, "argv", ["taskplan", *argv])
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_info:
+        code = exit_info.code
+    return code, capsys.readouterr()
+
+
+def _params(tmp_path, policies="[random, expert]") -> str:
+    path = tmp_path / "params.yaml"
+    path.write_text(
+        "common: {profile: cpu-tiny, seed: 42}\n"
+        f"evaluate:\n  policies: {policies}\n  tasks: [burger]\n  seeds: [42, 84]\n  suite: null\n"
+        f"  out_path: {tmp_path / 'metrics' / 'eval.json'}\n  outputs_dir: {tmp_path / 'outputs' / 'eval'}\n"
+        f"compare:\n  eval_path: {tmp_path / 'metrics' / 'eval.json'}\n"
+        f"  cross_task_dir: {tmp_path / 'metrics' / 'cross_task'}\n"
+        f"  cross_task_path: {tmp_path / 'metrics' / 'cross_task.json'}\n"
+        f"  report_path: {tmp_path / 'reports' / 'report.md'}\n  plots_dir: {tmp_path / 'plots'}\n"
+        f"  verdict_path: {tmp_path / 'metrics' / 'compare.json'}\n  candidate: expert\n  baseline: random\n"
+        "profiles:\n  cpu-tiny: {}\n")
+    return str(path)
+
+
+def test_evaluation_core_imports_no_cli_or_tracking_library():
+    code = ("import sys, taskplan.evaluate.stage, taskplan.evaluate.report, taskplan.evaluate.bound; "
+            "print([m for m in ('typer', 'mlflow', 'prefect', 'dvc') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_importing_the_evaluation_commands_is_light():
+    code = ("import sys, taskplan.cli, taskplan.commands.evaluate, taskplan.evaluate.stage, taskplan.evaluate.report; "
+            "print([m for m in ('torch', 'transformers', 'matplotlib', 'httpx', 'mlflow') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.smoke
+def test_evaluate_then_compare(monkeypatch, capsys, tmp_path):
+    params = _params(tmp_path)
+    code, out = _run_main(monkeypatch, capsys, "evaluate", "--params", params)
+    assert code == 0 and out.out.startswith("evaluate: random SR") and out.out.count("\n") == 1
+    doc = json.loads((tmp_path / "metrics" / "eval.json").read_text())
+    assert doc["expert"]["burger"]["sr"] == 1.0
+
+    code, out = _run_main(monkeypatch, capsys, "evaluate", "--params", params, "--set", "evaluate.seeds=[42]",
+                          "--set", "evaluate.policies=[expert]", "--set", "evaluate.merge=true", "--json")
+    assert code == 0 and json.loads(out.out)["expert"]["burger"]["episodes"] == 1, "--json prints one document"
+
+    code, out = _run_main(monkeypatch, capsys, "compare", "--params", params, "--json")
+    assert code == 0
+    result = json.loads(out.out)
+    assert result["verdict"]["passed"] is True and result["files"][0].endswith("report.md")
+
+
+def test_missing_model_exits_2_with_one_line(monkeypatch, capsys, tmp_path):
+    params = _params(tmp_path, policies=f"[random, sft={tmp_path / 'models' / 'sft'}]")
+    code, out = _run_main(monkeypatch, capsys, "evaluate", "--params", params)
+    assert code == 2 and out.err.startswith("taskplan: error:") and out.err.count("\n") == 1
+    assert "does not exist" in out.err
+
+
+def test_unknown_task_and_key_exit_2(monkeypatch, capsys, tmp_path):
+    params = _params(tmp_path)
+    code, out = _run_main(monkeypatch, capsys, "evaluate", "--params", params, "--set", "evaluate.tasks=[burgr]")
+    assert code == 2 and "unknown task 'burgr'" in out.err
+    code, out = _run_main(monkeypatch, capsys, "evaluate", "--params", params, "--set", "evaluate.polices=[random]")
+    assert code == 2 and "polices" in out.err
+
+
+def test_compare_without_eval_json_exits_2(monkeypatch, capsys, tmp_path):
+    code, out = _run_main(monkeypatch, capsys, "compare", "--params", _params(tmp_path))
+    assert code == 2 and "run `taskplan evaluate` first" in out.err

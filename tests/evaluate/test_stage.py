@@ -1,0 +1,122 @@
+"""Stages `evaluate` and `cross_task`: baselines, the eval.json contract, the tiny model end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from taskplan.errors import ConfigError, ModelNotFoundError, UnknownTaskError
+from taskplan.evaluate.metrics import CONTRACT_KEYS, check_contract
+from taskplan.evaluate.rollout import read_transcripts
+from taskplan.evaluate.stage import (CrossTaskConfig, EvaluateConfig, resolve_specs, run_cross_task, run_evaluate,
+                                     sr_matrix)
+from taskplan.kitchen.tasks import PAPER_TASKS
+
+SEEDS = (42, 84, 126)
+
+
+@pytest.fixture(scope="module")
+def baselines(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    cfg = EvaluateConfig(policies=("random", "expert"), tasks=PAPER_TASKS, seeds=SEEDS, suite=None,
+                         out_path=out / "metrics" / "eval.json", outputs_dir=out / "outputs")
+    return cfg, run_evaluate(cfg)
+
+
+def test_expert_succeeds_everywhere_in_the_optimal_number_of_steps(baselines):
+    cfg, result = baselines
+    for task in PAPER_TASKS:
+        m = result.doc["expert"][task]
+        assert m["sr"] == 1.0, f"expert failed on {task}"
+        assert m["asat"] == m["asst"] == m["opt_mean"], f"expert ASAT on {task} is not the true optimum"
+        assert m["sr_opt"] == 1.0 and m["invalid_actions"] == 0
+    for ep in read_transcripts(cfg.outputs_dir / "expert.jsonl"):
+        assert ep.success and ep.steps == ep.optimum, f"{ep.key}: {ep.steps} steps, optimum {ep.optimum}"
+
+
+def test_random_policy_is_far_below_the_expert(baselines):
+    _, result = baselines
+    rand, expert = result.doc["random"], result.doc["expert"]
+    assert sum(rand[t]["sr"] for t in PAPER_TASKS) / 4 <= 0.25
+    assert all(rand[t]["asat"] > expert[t]["asat"] for t in PAPER_TASKS)
+
+
+def test_eval_json_follows_the_design_contract(baselines):
+    cfg, result = baselines
+    doc = json.loads(cfg.out_path.read_text())
+    assert doc == result.doc and check_contract(doc) == []
+    assert list(doc) == ["random", "expert"] and list(doc["expert"]) == list(PAPER_TASKS)
+    assert all(k in doc["random"]["burger"] for k in CONTRACT_KEYS)
+    assert doc["expert"]["burger"]["episodes"] == len(SEEDS) and doc["expert"]["burger"]["bound"] is None
+    assert result.files[0] == cfg.out_path and all(f.exists() for f in result.files)
+    assert result.metrics["eval/expert/burger/sr"] == 1.0
+    assert "expert SR 1.00" in result.summary()
+
+
+def test_merge_keeps_other_policies(baselines, tmp_path):
+    cfg, _ = baselines
+    path = tmp_path / "eval.json"
+    path.write_text(cfg.out_path.read_text())
+    run_evaluate(EvaluateConfig(policies=("oracle=expert",), tasks=("burger",), seeds=(42,), suite=None,
+                                merge=True, out_path=path, outputs_dir=tmp_path / "o"))
+    assert list(json.loads(path.read_text())) == ["random", "expert", "oracle"]
+
+
+def test_specs_come_from_the_suite_unless_given(tmp_path):
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"eval_tasks": ["burger"], "eval_seeds": [42, 84]}))
+    assert [s.key for s in resolve_specs((), (), suite)] == ["burger/42", "burger/84"]
+    assert len(resolve_specs((), (), None)) == 40, "paper tasks x 10 evaluation seeds"
+    assert [s.key for s in resolve_specs(("cheeseburger",), (), suite)] == ["cheeseburger/42", "cheeseburger/84"]
+    with pytest.raises(ConfigError, match="not found"):
+        resolve_specs((), (), tmp_path / "missing.json")
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ConfigError, match="twice"):
+        EvaluateConfig(policies=("random", "random"))
+    with pytest.raises(ConfigError, match="needs a target"):
+        EvaluateConfig(policies=("sft",))
+    with pytest.raises(UnknownTaskError):
+        EvaluateConfig(tasks=("cheeseburgr",))
+    with pytest.raises(ConfigError, match="temperature"):
+        EvaluateConfig(temperature=-1.0)
+    with pytest.raises(ConfigError, match="task name"):
+        CrossTaskConfig(models=("S2=models/x",))
+    with pytest.raises(ConfigError, match="model folder"):
+        CrossTaskConfig(models=("burger=random",))
+
+
+def test_missing_model_fails_before_any_episode(tmp_path):
+    cfg = EvaluateConfig(policies=("random", f"sft={tmp_path / 'models' / 'sft'}"), tasks=("burger",), seeds=(42,),
+                         suite=None, out_path=tmp_path / "eval.json", outputs_dir=tmp_path / "o")
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        run_evaluate(cfg)
+    assert not (tmp_path / "o").exists(), "nothing ran"
+
+
+@pytest.mark.smoke
+def test_tiny_model_evaluates_end_to_end_with_a_bound(tiny_model_dir, tmp_path):
+    cfg = EvaluateConfig(policies=(f"tiny={tiny_model_dir}",), tasks=("burger",), seeds=(42, 84), suite=None,
+                         max_new_tokens=4, device="cpu", out_path=tmp_path / "eval.json", outputs_dir=tmp_path / "o")
+    result = run_evaluate(cfg)
+    m = result.doc["tiny"]["burger"]
+    assert check_contract(result.doc) == [] and m["episodes"] == 2
+    assert m["bound"] is not None and 0.0 <= m["bound"] <= 1.0 and m["bound_log10"] < 0
+    assert m["sr_opt"] >= m["bound"] or m["bound"] < 1e-6
+    bounds = [json.loads(line) for line in (tmp_path / "o" / "tiny.bound.jsonl").read_text().splitlines()]
+    episodes = read_transcripts(tmp_path / "o" / "tiny.jsonl")
+    assert [len(b["step_probs"]) for b in bounds] == [ep.optimum for ep in episodes], "one factor per expert step"
+
+
+@pytest.mark.smoke
+def test_cross_task_writes_one_row_per_training_task(tiny_model_dir, tmp_path):
+    cfg = CrossTaskConfig(models=(f"burger={tiny_model_dir}",), tasks=("cheese_sandwich", "burger"), seeds=(42,),
+                          suite=None, max_new_tokens=2, device="cpu", out_dir=tmp_path / "cross",
+                          outputs_dir=tmp_path / "o")
+    result = run_cross_task(cfg)
+    row = json.loads((tmp_path / "cross" / "burger.json").read_text())
+    assert list(row) == ["burger"] and list(row["burger"]) == ["cheese_sandwich", "burger"]
+    assert sr_matrix(row) == {"burger": {"cheese_sandwich": 0.0, "burger": 0.0}}
+    assert result.files[0] == tmp_path / "cross" / "burger.json"

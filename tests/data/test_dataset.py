@@ -102,3 +102,10 @@ def test_action_schema_names():
 def test_config_rejects_bad_fraction():
     with pytest.raises(ConfigError, match="validation_fraction"):
         BuildDatasetConfig(validation_fraction=1.0)
+
+
+def test_task_filter_keeps_one_task_and_rejects_an_absent_one(clean_trajectories, tmp_path):
+    result = run_build_dataset(_cfg(clean_trajectories, tmp_path, tasks=("burger",)))
+    assert set(result.stats["rows_per_task"]) == {"burger"}
+    with pytest.raises(DatasetError, match="no episodes of potato_soup"):
+        run_build_dataset(_cfg(clean_trajectories, tmp_path, tasks=("potato_soup",)))

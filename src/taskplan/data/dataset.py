@@ -55,6 +55,7 @@ class BuildDatasetConfig:
     out_dir: Path = Path("outputs/single_turn")               # DatasetDict (save_to_disk)
     stats_path: Path = Path("metrics/build_dataset.json")     # rows, prompt lengths, action schemas
     validation_report: Path | None = Path("outputs/validate/report.json")   # gate; null: no gate
+    tasks: tuple[str, ...] = ()                               # keep only these tasks' episodes (); all
     seed: int = 42                                            # common.seed: draws the validation seeds
 
     def __post_init__(self) -> None:
@@ -92,7 +93,12 @@ def run_build_dataset(cfg: BuildDatasetConfig) -> BuildDatasetResult:
     path = cfg.trajectories_path
     if cfg.validation_report is not None:
         check_report(cfg.validation_report, path, cfg)
-    rows = build_rows(read_episodes(path), cfg)
+    episodes = read_episodes(path)
+    if cfg.tasks:   # a subset of validated episodes (cross-task training): still validated
+        episodes = [ep for ep in episodes if ep.get("task") in cfg.tasks]
+        if not episodes:
+            raise DatasetError(f"no episodes of {', '.join(cfg.tasks)} in {path}; check build_dataset.tasks")
+    rows = build_rows(episodes, cfg)
     stats = dataset_stats(rows)
     with atomic_dir(cfg.out_dir) as tmp:
         save_rows(rows, tmp)

@@ -1,0 +1,95 @@
+"""Registry and orchestration: `taskplan register`, `taskplan pipeline`, `taskplan ui`.
+
+    taskplan register                      # log models/grpo as a new version; promote if it beats @champion
+    taskplan pipeline                      # the Prefect flow in flows/pipeline.py, run here, in-process
+    taskplan pipeline --stages evaluate,compare,register --set evaluate.seeds=[42]
+    taskplan ui                            # the command that opens the MLflow UI on the local store
+
+mlflow and prefect load inside the commands, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from taskplan.cli import app
+from taskplan.config import load_config
+
+ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="key=value override, e.g. register.policy=sft")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
+FLOW_ENTRYPOINT = "flows/pipeline.py:taskplan_pipeline"
+
+
+@app.command()
+def register(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, as_json: JsonOpt = False) -> None:
+    """Register the trained planner in MLflow; move @champion only if it beats the current one."""
+    from taskplan.tracking import RegisterConfig
+    from taskplan.tracking import register as register_model
+
+    cfg = load_config(RegisterConfig, "register", params, overrides or [])
+    result = register_model(cfg)
+    typer.echo(json.dumps(result.to_json()) if as_json else result.summary())
+
+
+@app.command()
+def pipeline(
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+    stages: Annotated[Optional[str], typer.Option(help="Comma-separated subset, e.g. sft,grpo,evaluate.")] = None,
+    refresh: Annotated[bool, typer.Option(help="Ignore cached stage results and run every stage.")] = False,
+    flow_file: Annotated[str, typer.Option("--flow", help="Flow entrypoint (file:function).")] = FLOW_ENTRYPOINT,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the whole pipeline as the Prefect flow (locally, in this process): cached stages are skipped."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)   # one INFO line per Prefect API call otherwise
+    flow = load_pipeline_flow(flow_file)
+    outcomes = flow(params=str(params), overrides=list(overrides or []),
+                    stages=[s.strip() for s in stages.split(",") if s.strip()] if stages else None, refresh=refresh)
+    if as_json:
+        typer.echo(json.dumps(outcomes, default=str))
+        return
+    for stage, outcome in outcomes.items():
+        typer.echo(f"{stage:13} {'(cached) ' if outcome.get('cached') else ''}{outcome.get('summary', '')}")
+
+
+@app.command()
+def ui(run: Annotated[bool, typer.Option("--run", help="Start it instead of printing it.")] = False,
+       port: Annotated[int, typer.Option(help="Port of the UI.")] = 5000) -> None:
+    """Print (or --run) the command that opens the MLflow UI on the tracking store."""
+    from taskplan.tracking.mlflow_logging import DEFAULT_ARTIFACTS, tracking_uri
+
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///") and Path(uri.removeprefix("sqlite:///")) == (Path.cwd() / "mlflow.db").resolve():
+        uri = "sqlite:///mlflow.db"
+    if not uri.startswith("sqlite:"):
+        typer.echo(f"MLFLOW_TRACKING_URI={uri}: open that server's address in a browser")
+        return
+    argv = ["mlflow", "ui", "--backend-store-uri", uri, "--default-artifact-root", f"./{DEFAULT_ARTIFACTS}",
+            "--port", str(port)]
+    if not run:
+        typer.echo(shlex.join(argv))
+        return
+    exe = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
+    os.execv(exe, [exe, *argv[1:]])
+
+
+def load_pipeline_flow(entrypoint: str = FLOW_ENTRYPOINT):  # noqa: ANN201 (a prefect Flow)
+    """The flow object of `file.py:function` (relative to the current directory)."""
+    from taskplan.errors import ConfigError
+
+    path, _, _ = entrypoint.partition(":")
+    if not Path(path).is_file():
+        raise ConfigError(f"flow file {path} not found; run from the project root or pass --flow FILE:FUNCTION")
+    from prefect.flows import load_flow_from_entrypoint
+
+    return load_flow_from_entrypoint(entrypoint)

@@ -1,0 +1,53 @@
+"""Training stages on the command line: `taskplan model-init`, `taskplan sft`, `taskplan grpo`.
+
+    taskplan model-init
+    taskplan sft --set sft.max_steps=2
+    taskplan grpo --resume
+
+Each command loads its params section (profile applied, `--set` overrides),
+calls the stage's `run_*` function and prints one summary line. torch,
+transformers and TRL load inside the commands, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from taskplan.cli import app
+from taskplan.config import load_config
+
+ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="key=value override, e.g. --set sft.max_steps=2.")]
+ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume",
+                                         help="Continue from the last complete checkpoint (optimizer, scheduler "
+                                              "and RNG state included) instead of starting over.")]
+
+
+@app.command(name="model-init")
+def model_init(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None) -> None:
+    """Write the base policy (models/init): tiny domain model, or a pretrained/random-init HF model."""
+    from taskplan.model.builder import ModelInitConfig, run_model_init
+
+    cfg = load_config(ModelInitConfig, "model_init", params, overrides or [])
+    typer.echo(run_model_init(cfg).summary())
+
+
+@app.command()
+def sft(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, resume: ResumeOpt = False) -> None:
+    """Supervised warm start on the single-turn rows (loss on the answer only)."""
+    from taskplan.train.sft import SftConfig, run_sft
+
+    cfg = load_config(SftConfig, "sft", params, overrides or [])
+    typer.echo(run_sft(cfg, resume=resume).summary())
+
+
+@app.command()
+def grpo(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, resume: ResumeOpt = False) -> None:
+    """GRPO on the exact expert-action reward with a KL term to the SFT policy."""
+    from taskplan.train.grpo import GrpoConfig, run_grpo
+
+    cfg = load_config(GrpoConfig, "grpo", params, overrides or [])
+    typer.echo(run_grpo(cfg, resume=resume).summary())

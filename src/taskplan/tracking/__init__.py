@@ -1,0 +1,24 @@
+"""MLflow tracking and registry: the only package that imports mlflow (imported by cli commands and flows/).
+
+    from taskplan.tracking import log_stage, pipeline_run, register, load_champion
+
+Importing this package is light: mlflow loads inside the functions. Telemetry is
+off unless the environment says otherwise (MLFLOW_DISABLE_TELEMETRY=true).
+Backend: `MLFLOW_TRACKING_URI`, else `sqlite:///<cwd>/mlflow.db` with artifacts
+in `<cwd>/mlartifacts/`. Open the UI on the default store with
+
+    mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts
+"""
+
+import os
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+from taskplan.tracking.mlflow_logging import (PipelineRun, configure, flat_config, log_failure,  # noqa: E402
+                                              log_stage, pipeline_run, run_name, stage_metrics, tracking_uri)
+from taskplan.tracking.registry import (Decision, RegisterConfig, RegisterResult, decide,  # noqa: E402
+                                        load_champion, promote, register)
+
+__all__ = ["PipelineRun", "configure", "flat_config", "log_failure", "log_stage", "pipeline_run", "run_name",
+           "stage_metrics", "tracking_uri", "Decision", "RegisterConfig", "RegisterResult", "decide",
+           "load_champion", "promote", "register"]

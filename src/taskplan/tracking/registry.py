@@ -1,0 +1,354 @@
+"""Model registry: register the trained planner, promote it to `champion` only when it is better.
+
+    cfg = load_config(RegisterConfig, "register", "params.yaml")
+    result = register(cfg)          # new version of `taskplan-planner`, decision recorded as tags
+    policy = load_champion()        # models:/taskplan-planner@champion as an evaluate Policy
+
+`register` logs `cfg.model_dir` with `mlflow.transformers` (model + tokenizer with
+its chat template) as a new version of the registered model; a folder already
+registered (same content digest) reuses its version instead of adding one.
+The alias moves to the new version only when it beats the current champion on
+mean SR over the evaluation tasks of `metrics/eval.json` (ties: lower mean
+ASAT wins), compared on the tasks both were evaluated on with the same number
+of episodes, and only when `compare`'s verdict passed. Every version carries
+its scores and the decision as tags: `decision`, `reason`, `mean_sr`,
+`mean_asat`, `scores` (JSON per task), `champion_version`, `champion_mean_sr`,
+`champion_mean_asat`. Registry stages are never used (deprecated in MLflow).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from taskplan.errors import ConfigError, DatasetError, ModelNotFoundError
+from taskplan.tracking.mlflow_logging import configure, flat_config, run_name, use_backend
+
+log = logging.getLogger(__name__)
+
+EPS = 1e-9
+RESERVED_ALIASES = ("latest",)
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterConfig:
+    model_dir: Path = Path("models/grpo")             # trained planner folder (HF: safetensors + tokenizer)
+    policy: str = "grpo"                              # its policy name in eval_path
+    eval_path: Path = Path("metrics/eval.json")       # written by `taskplan evaluate`
+    tasks: tuple[str, ...] = ()                       # tasks the means run over (empty: all the policy's tasks)
+    verdict_path: Path | None = Path("metrics/compare.json")  # compare's verdict must pass (null: no gate)
+    model_name: str = "taskplan-planner"              # registered model
+    alias: str = "champion"                           # moved only to a version that beats the holder
+    decision_path: Path = Path("metrics/register.json")
+    seed: int = 42                                    # common.seed (run name only)
+
+    def __post_init__(self) -> None:
+        if not self.model_name.strip():
+            raise ConfigError("register.model_name is empty; e.g. taskplan-planner")
+        if not self.alias.strip() or self.alias in RESERVED_ALIASES or \
+                (self.alias[0] in "vV" and self.alias[1:].isdigit()):
+            raise ConfigError(f"register.alias={self.alias!r} is reserved by MLflow; e.g. champion")
+        if not self.policy:
+            raise ConfigError("register.policy is empty; name the evaluated policy, e.g. grpo")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    promote: bool
+    reason: str
+    candidate_sr: float
+    candidate_asat: float
+    champion_version: str | None = None
+    champion_sr: float | None = None
+    champion_asat: float | None = None
+    tasks: tuple[str, ...] = ()                       # the tasks the means were taken over
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterResult:
+    model_name: str
+    version: str
+    alias: str
+    decision: Decision
+    run_id: str
+    reused: bool = False                              # the folder was registered before (same digest)
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def promoted(self) -> bool:
+        return self.decision.promote
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        d = self.decision
+        out = {"register/candidate_sr": d.candidate_sr, "register/candidate_asat": d.candidate_asat,
+               "register/promoted": float(d.promote), "register/version": float(self.version)}
+        if d.champion_sr is not None:
+            out["register/champion_sr"] = d.champion_sr
+        if d.champion_asat is not None:
+            out["register/champion_asat"] = d.champion_asat
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "version": self.version, "alias": self.alias,
+                "promoted": self.promoted, "reused": self.reused, "run_id": self.run_id,
+                "decision": asdict(self.decision), "scores": self.scores}
+
+    def summary(self) -> str:
+        d = self.decision
+        verb = f"now @{self.alias}" if d.promote else \
+            f"@{self.alias} stays on v{d.champion_version}" if d.champion_version else "not promoted"
+        return (f"register: {self.model_name} v{self.version}{' (reused)' if self.reused else ''} "
+                f"SR {d.candidate_sr:.3f} ASAT {d.candidate_asat:.1f}; {verb} ({d.reason})")
+
+
+def candidate_scores(eval_doc: Mapping[str, Any], policy: str, tasks: Sequence[str] = ()) -> dict[str, dict]:
+    """{task: {"sr", "asat", "episodes"}} of `policy` in an eval.json document."""
+    table = eval_doc.get(policy)
+    if not table:
+        raise DatasetError(f"policy {policy!r} is not in the evaluation results (have: {', '.join(eval_doc)}); "
+                           f"evaluate it or set register.policy")
+    missing = [t for t in tasks if t not in table]
+    if missing:
+        raise DatasetError(f"policy {policy!r} was not evaluated on {', '.join(missing)}; "
+                           "evaluate those tasks or set register.tasks")
+    return {t: {"sr": float(table[t]["sr"] or 0.0), "asat": float(table[t]["asat"]),
+                "episodes": int(table[t]["episodes"])} for t in (tasks or sorted(table))}
+
+
+def mean_scores(scores: Mapping[str, Mapping[str, Any]], tasks: Sequence[str]) -> tuple[float, float]:
+    """Mean SR and mean ASAT over `tasks`."""
+    return (sum(scores[t]["sr"] for t in tasks) / len(tasks), sum(scores[t]["asat"] for t in tasks) / len(tasks))
+
+
+def decide(candidate: Mapping[str, Mapping[str, Any]], champion: Mapping[str, Mapping[str, Any]] | None,
+           champion_version: str | None = None) -> Decision:
+    """Promote when the candidate's mean SR is higher, or equal with a lower mean ASAT, over the tasks
+    both were evaluated on with the same number of episodes; no champion yet: promote."""
+    all_tasks = tuple(sorted(candidate))
+    c_sr, c_asat = mean_scores(candidate, all_tasks)
+    if champion is None:
+        return Decision(True, "no champion yet", c_sr, c_asat, tasks=all_tasks)
+    common = tuple(t for t in all_tasks if t in champion and champion[t].get("episodes") == candidate[t]["episodes"])
+    if not common:
+        return Decision(False, f"not comparable: champion v{champion_version} was evaluated on other tasks or "
+                        f"seeds ({', '.join(sorted(champion)) or 'no scores'})", c_sr, c_asat, champion_version,
+                        tasks=all_tasks)
+    c_sr, c_asat = mean_scores(candidate, common)
+    h_sr, h_asat = mean_scores(champion, common)
+    if c_sr > h_sr + EPS:
+        promote, reason = True, f"higher mean SR ({c_sr:.3f} > {h_sr:.3f})"
+    elif abs(c_sr - h_sr) <= EPS and c_asat < h_asat - EPS:
+        promote, reason = True, f"equal mean SR {c_sr:.3f}, lower mean ASAT ({c_asat:.2f} < {h_asat:.2f})"
+    elif abs(c_sr - h_sr) <= EPS:
+        promote, reason = False, f"equal mean SR {c_sr:.3f}, mean ASAT not lower ({c_asat:.2f} >= {h_asat:.2f})"
+    else:
+        promote, reason = False, f"lower mean SR ({c_sr:.3f} < {h_sr:.3f})"
+    return Decision(promote, reason, c_sr, c_asat, champion_version, h_sr, h_asat, common)
+
+
+def register(cfg: RegisterConfig, *, parent_run_id: str | None = None, tags: Mapping[str, str] | None = None,
+             experiment: str | None = None) -> RegisterResult:
+    """Register `cfg.model_dir` and move the alias when it beats the champion (see module docstring)."""
+    import mlflow
+
+    from taskplan.evaluate.report import read_eval
+    from taskplan.io import atomic_write_json
+
+    scores = candidate_scores(read_eval(cfg.eval_path), cfg.policy, cfg.tasks)
+    if not (cfg.model_dir / "config.json").is_file():
+        raise ModelNotFoundError(f"no trained model at {cfg.model_dir}; train it first or set register.model_dir")
+    gate = _compare_gate(cfg)
+    experiment_id = configure(experiment)
+    client = mlflow.MlflowClient()
+    digest = folder_digest(cfg.model_dir)
+    champion = champion_version(client, cfg.model_name, cfg.alias)
+    nested = bool(parent_run_id) or mlflow.active_run() is not None
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name("register", cfg, _task_label(scores)),
+                          nested=nested, parent_run_id=parent_run_id,
+                          tags={"taskplan.stage": "register", "taskplan.kind": "stage", **(tags or {})}) as run:
+        mlflow.log_params(flat_config(cfg))
+        existing = _version_with_digest(client, cfg.model_name, digest)
+        if existing is not None:
+            version = existing.version
+            log.info("%s is already registered as %s v%s; reusing it", cfg.model_dir, cfg.model_name, version)
+        else:
+            version = _log_model(cfg, digest, scores)
+        decision = _decision(scores, champion, version, gate)
+        _tag_version(client, cfg, version, digest, scores, decision)   # scores first: a champion always has them
+        if decision.promote:
+            promote(cfg.model_name, version, cfg.alias)
+        result = RegisterResult(cfg.model_name, str(version), cfg.alias, decision, run.info.run_id,
+                                reused=existing is not None, scores=scores)
+        mlflow.log_metrics(result.metrics)
+        mlflow.set_tags({"taskplan.decision": _decision_word(decision), "taskplan.reason": decision.reason,
+                         "taskplan.model_version": str(version), "taskplan.summary": result.summary()})
+        atomic_write_json(cfg.decision_path, result.to_json())
+        mlflow.log_artifact(str(cfg.decision_path), "outputs")
+    return result
+
+
+def promote(model_name: str, version: str | int, alias: str = "champion") -> None:
+    """Point `alias` at an explicit version (never "the latest")."""
+    import mlflow
+
+    use_backend()
+    mlflow.MlflowClient().set_registered_model_alias(model_name, alias, str(version))
+    log.info("%s@%s -> v%s", model_name, alias, version)
+
+
+def champion_version(client: Any, model_name: str, alias: str = "champion") -> Any | None:
+    """The ModelVersion holding `alias`, or None (no registered model, no alias, or version deleted)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(model_name, alias)
+    except MlflowException:
+        return None
+
+
+def load_champion(model_name: str = "taskplan-planner", alias: str = "champion", options: Any = None) -> Any:
+    """`models:/<model_name>@<alias>` as an evaluate Policy (HFPolicy) that answers turns with actions."""
+    import mlflow
+
+    from taskplan.evaluate.policies import HFPolicy, PolicyOptions
+
+    use_backend()
+    if champion_version(mlflow.MlflowClient(), model_name, alias) is None:
+        raise ModelNotFoundError(f"no version of {model_name!r} holds the alias {alias!r}; "
+                                 "run `taskplan register` first")
+    options = options or PolicyOptions()
+    parts = mlflow.transformers.load_model(f"models:/{model_name}@{alias}", return_type="components")
+    model = parts["model"]
+    device = options.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    return HFPolicy(model, parts["tokenizer"], name=alias, options=options)
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 over the relative paths and contents of every file in `folder`."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(folder)).encode() + b"\0")
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def pip_requirements() -> list[str]:
+    """What loading the logged model needs (explicit: MLflow's inference would pull in torchvision)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in ("mlflow", "transformers", "torch", "tokenizers", "safetensors", "accelerate"):
+        try:
+            out.append(f"{name}=={version(name).split('+')[0]}")
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _log_model(cfg: RegisterConfig, digest: str, scores: Mapping[str, Any]) -> str:
+    import mlflow
+    from huggingface_hub import ModelCard
+
+    from taskplan.model import load_policy, load_tokenizer
+
+    components = {"model": load_policy(cfg.model_dir, dtype="auto"), "tokenizer": load_tokenizer(cfg.model_dir)}
+    card = ModelCard(f"---\nlicense: other\nlibrary_name: transformers\n---\n# {cfg.model_name}\n\n"
+                     f"taskplan planner trained from `{cfg.model_dir}` (policy `{cfg.policy}`). Evaluation "
+                     f"(SR/ASAT per task): {json.dumps(scores)}\n")
+    info = mlflow.transformers.log_model(components, name="model", task="text-generation",
+                                         pip_requirements=pip_requirements(), registered_model_name=cfg.model_name,
+                                         model_card=card, metadata={"taskplan_model_digest": digest})
+    return str(info.registered_model_version)
+
+
+def _decision(scores: Mapping[str, Any], champion: Any, version: str, gate: str | None) -> Decision:
+    tasks = tuple(sorted(scores))
+    c_sr, c_asat = mean_scores(scores, tasks)
+    if champion is None:
+        decision = decide(scores, None)
+    elif str(champion.version) == str(version):
+        return Decision(False, "already the champion", c_sr, c_asat, str(version), c_sr, c_asat, tasks)
+    else:
+        held = _scores_tag(champion)
+        if held is None:
+            return Decision(False, f"champion v{champion.version} has no recorded scores; move the alias by hand "
+                            "(taskplan.tracking.promote) if this version should replace it", c_sr, c_asat,
+                            str(champion.version), tasks=tasks)
+        decision = decide(scores, held, str(champion.version))
+    if gate is not None and decision.promote:
+        decision = replace(decision, promote=False, reason=gate)
+    return decision
+
+
+def _compare_gate(cfg: RegisterConfig) -> str | None:
+    """None when promotion may go ahead; else why compare's verdict blocks it."""
+    if cfg.verdict_path is None:
+        return None
+    try:
+        verdict = json.loads(cfg.verdict_path.read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"{cfg.verdict_path} not found; run `taskplan compare` first "
+                           "(or set register.verdict_path: null)") from None
+    except ValueError:
+        raise DatasetError(f"{cfg.verdict_path} is not JSON; rerun `taskplan compare`") from None
+    if verdict.get("candidate") != cfg.policy:
+        raise ConfigError(f"register.policy={cfg.policy!r} but compare judged {verdict.get('candidate')!r}; "
+                          "make compare.candidate and register.policy the same")
+    if verdict.get("passed") is None:
+        return f"compare gave no verdict on {cfg.policy} vs {verdict.get('baseline')!r}"
+    if not verdict["passed"]:
+        return (f"compare verdict failed: {cfg.policy} SR {verdict.get('candidate_sr')} vs "
+                f"{verdict.get('baseline')} SR {verdict.get('baseline_sr')}")
+    return None
+
+
+def _tag_version(client: Any, cfg: RegisterConfig, version: str, digest: str, scores: Mapping[str, Any],
+                 d: Decision) -> None:
+    tags = {"decision": _decision_word(d), "reason": d.reason, "mean_sr": f"{d.candidate_sr:.6g}",
+            "mean_asat": f"{d.candidate_asat:.6g}", "scores": json.dumps(scores, sort_keys=True),
+            "eval_tasks": ",".join(sorted(scores)), "policy": cfg.policy, "model_digest": digest,
+            "source_dir": str(cfg.model_dir), "champion_version": d.champion_version or "",
+            "champion_mean_sr": "" if d.champion_sr is None else f"{d.champion_sr:.6g}",
+            "champion_mean_asat": "" if d.champion_asat is None else f"{d.champion_asat:.6g}"}
+    for key, value in tags.items():
+        client.set_model_version_tag(cfg.model_name, str(version), key, value)
+
+
+def _decision_word(d: Decision) -> str:
+    return "promoted" if d.promote else "not_promoted"
+
+
+def _scores_tag(version: Any) -> dict[str, dict[str, Any]] | None:
+    raw = (version.tags or {}).get("scores")
+    try:
+        doc = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) and doc else None
+
+
+def _version_with_digest(client: Any, model_name: str, digest: str) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.search_model_versions(f"name='{model_name}' and tags.model_digest='{digest}'")
+    except MlflowException:
+        return None
+    return min(found, key=lambda v: int(v.version)) if found else None
+
+
+def _task_label(scores: Mapping[str, Any]) -> str:
+    return next(iter(scores)) if len(scores) == 1 else "all"

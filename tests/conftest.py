@@ -1,0 +1,80 @@
+"""Shared, session-scoped fixtures: a handful of single-turn rows and a tiny planner built offline."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _single_turn_rows(task: str, steps: int, seed: int) -> list[dict]:
+    """Rows of the single-turn dataset's shape from a short seeded walk on the task's default layout."""
+    from taskplan.data.prompts import answer_text, build_messages
+    from taskplan.kitchen import KitchenEnv
+
+    env = KitchenEnv.from_spec(task, layout="default")
+    obs, prev, rng, rows = env.reset(), None, random.Random(seed), []
+    for step in range(steps):
+        valid = env.action_texts()
+        action = rng.choice(valid)  # stands in for the expert action
+        rows.append({"prompt": build_messages(obs, prev_action=prev),
+                     "completion": [{"role": "assistant", "content": answer_text(action)}],
+                     "answer": action, "valid_actions": valid, "task": task, "seed": seed, "step": step})
+        env.step(action)
+        obs, prev = env.observation(), action
+    return rows
+
+
+@pytest.fixture(scope="session")
+def tiny_rows() -> dict[str, list[dict]]:
+    train = _single_turn_rows("burger", 6, 1) + _single_turn_rows("cheese_sandwich", 6, 2)
+    return {"train": train, "validation": _single_turn_rows("burger", 4, 3)}
+
+
+@pytest.fixture(scope="session")
+def tiny_rows_dir(tiny_rows, tmp_path_factory):
+    """A DatasetDict saved like outputs/single_turn (splits train/validation)."""
+    from datasets import Dataset, DatasetDict
+
+    path = tmp_path_factory.mktemp("single_turn") / "single_turn"
+    DatasetDict({k: Dataset.from_list(v) for k, v in tiny_rows.items()}).save_to_disk(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_rows_dir, tmp_path_factory):
+    """A 2-layer, hidden-32 Qwen2 with the domain tokenizer (the model_init stage, tiny sizes)."""
+    from taskplan.model import ModelInitConfig, run_model_init
+
+    out = tmp_path_factory.mktemp("models") / "init"
+    run_model_init(ModelInitConfig(dataset_dir=tiny_rows_dir, out_dir=out, vocab_size=512, hidden_size=32,
+                                   num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64))
+    return out
+
+
+def _stage_paths(root) -> dict:
+    return {"out_dir": root / "model", "checkpoint_dir": root / "checkpoints", "metrics_path": root / "metrics.json",
+            "plots_dir": root / "plots"}
+
+
+@pytest.fixture
+def stage_paths(tmp_path) -> dict:
+    """Output paths of a training stage under tmp_path (keeps tests out of models/, metrics/, plots/)."""
+    return _stage_paths(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_sft_dir(tiny_model_dir, tiny_rows_dir, tmp_path_factory):
+    """The tiny model after a short, high-learning-rate SFT on the tiny rows (~7 s): sampled replies are
+    the expert action about a quarter of the time, so GRPO rewards vary within a group."""
+    from taskplan.train.sft import SftConfig, run_sft
+
+    root = tmp_path_factory.mktemp("sft")
+    cfg = SftConfig(model_dir=str(tiny_model_dir), dataset_dir=tiny_rows_dir, **_stage_paths(root),
+                    max_steps=150, batch_size=4, learning_rate=1e-2, warmup_ratio=0.0, lr_scheduler="constant",
+                    save_steps=100, val_rows=2, val_max_new_tokens=4)
+    return run_sft(cfg).out_dir

@@ -1,0 +1,91 @@
+"""Flow tests: Prefect's test harness (a temporary server and database), the flow loaded from
+flows/pipeline.py, a micro project (1 task, 2 training seeds, 2 training steps, 1 evaluation seed, a
+2-layer hidden-32 model) in a temporary directory, and MLflow in a SQLite file there."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+for _k, _v in {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
+               "PREFECT_LOGGING_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1"}.items():
+    os.environ.setdefault(_k, _v)
+
+ROOT = Path(__file__).resolve().parents[2]
+FLOW_FILE = ROOT / "flows" / "pipeline.py"
+
+# The smallest pipeline that still exercises every stage (~30 s of work on 2 CPU cores).
+MICRO_PARAMS = """\
+common: {profile: micro, seed: 42}
+generate: {tasks: [cheese_sandwich], num_train_seeds: 2, noise_levels: [0.0], workers: 0}
+validate: {}
+build_dataset: {validation_fraction: 0.5}
+model_init: {dataset_dir: outputs/single_turn, vocab_size: 512, hidden_size: 32, num_layers: 2, num_heads: 2,
+             num_kv_heads: 1, intermediate_size: 64, max_position_embeddings: 1024}
+sft: {dataset_dir: outputs/single_turn, max_steps: 2, batch_size: 2, save_steps: 1, val_rows: 2,
+      val_max_new_tokens: 4}
+grpo: {dataset_dir: outputs/single_turn, max_steps: 2, prompts_per_step: 1, num_generations: 2,
+       max_completion_length: 4, save_steps: 1, eval_every: 0, val_rows: 2, val_max_new_tokens: 4}
+evaluate: {policies: [random, sft=models/sft, grpo=models/grpo], tasks: [cheese_sandwich], seeds: [42],
+           bound: false, max_new_tokens: 8, batch_size: 4, dtype: float32, cpu_threads: 1}
+compare: {}
+register: {verdict_path: null}    # compare passes only an SR above 0, which 2 training steps do not reach
+pipeline: {transcripts_sample: 3}
+profiles: {micro: {}}
+"""
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def pipeline_module():
+    """flows/pipeline.py as a module (flows/ is not a package; Prefect loads it by path the same way)."""
+    from prefect.utilities.importtools import load_script_as_module
+
+    return load_script_as_module(str(FLOW_FILE))
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory) -> Path:
+    """An empty, migrated MLflow SQLite database (creating the tables takes seconds; copying it does not)."""
+    import mlflow
+
+    db = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
+    return db
+
+
+def make_micro_project(root: Path, mlflow_template: Path) -> Path:
+    """params.yaml (micro), data/suite.json and an MLflow store in `root` (the flow runs with cwd = root)."""
+    from taskplan.data.suite import suite_text
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "params.yaml").write_text(MICRO_PARAMS)
+    (root / "data").mkdir(exist_ok=True)
+    (root / "data" / "suite.json").write_text(suite_text())
+    shutil.copy(mlflow_template, root / "mlflow.db")
+    return root
+
+
+@pytest.fixture(scope="session")
+def new_micro_project(mlflow_template):
+    """new_micro_project(root) -> root: write a micro project there (params.yaml, suite, MLflow store)."""
+    return lambda root: make_micro_project(root, mlflow_template)
+
+
+@pytest.fixture
+def micro_project(tmp_path, mlflow_template, monkeypatch) -> Path:
+    """A fresh micro project as the working directory; MLflow on its default store (./mlflow.db)."""
+    root = make_micro_project(tmp_path / "project", mlflow_template)
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return root

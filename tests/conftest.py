@@ -78,3 +78,10 @@ def tiny_sft_dir(tiny_model_dir, tiny_rows_dir, tmp_path_factory):
                     max_steps=150, batch_size=4, learning_rate=1e-2, warmup_ratio=0.0, lr_scheduler="constant",
                     save_steps=100, val_rows=2, val_max_new_tokens=4)
     return run_sft(cfg).out_dir
+
+
+@pytest.fixture(autouse=True)
+def _no_stage_tracking(monkeypatch):
+    """Stage commands log to MLflow by default; unit tests keep ./mlflow.db untouched (tests/tracking
+    and tests/flows exercise tracking against a store in tmp_path)."""
+    monkeypatch.setenv("TASKPLAN_TRACK", "0")

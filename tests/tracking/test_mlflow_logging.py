@@ -152,3 +152,29 @@ def test_importing_tracking_does_not_import_mlflow():
     code = "import taskplan.tracking, sys; print('mlflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_stage_command_logs_a_run_unless_tracking_is_off(mlflow_uri, tmp_path, monkeypatch):
+    """`taskplan <stage>` hands its result to MLflow; --no-track or TASKPLAN_TRACK=0 keeps it out."""
+    import mlflow
+
+    from taskplan.cli import app
+    from typer.testing import CliRunner
+
+    mlflow.set_tracking_uri(mlflow_uri)     # earlier tests leave mlflow's global URI elsewhere
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TASKPLAN_TRACK", "1")
+    args = ["suite", "--out", str(tmp_path / "suite.json")]   # warm-up: a command that never tracks
+    assert CliRunner().invoke(app, args).exit_code == 0
+    runner = CliRunner()
+    (tmp_path / "params.yaml").write_text(
+        "common: {seed: 42}\ngenerate: {tasks: [burger], num_train_seeds: 1, noise_levels: [0.0], workers: 0,\n"
+        f"  out_dir: {tmp_path}/traj, metrics_path: {tmp_path}/gen.json, suite: {tmp_path}/suite.json}}\n")
+    before = len(mlflow.search_runs(search_all_experiments=True))
+    res = runner.invoke(app, ["generate", "--no-track"])
+    assert res.exit_code == 0, res.output
+    assert len(mlflow.search_runs(search_all_experiments=True)) == before
+    res = runner.invoke(app, ["generate"])
+    assert res.exit_code == 0, res.output
+    runs = mlflow.search_runs(search_all_experiments=True, order_by=["start_time DESC"])
+    assert len(runs) == before + 1 and runs.iloc[0]["tags.mlflow.runName"].startswith("generate__")

@@ -1,2 +1,44 @@
 """Stage subcommands. Each module registers its commands on `taskplan.cli.app`
 and keeps module-level imports light (typer, pathlib, taskplan.config)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+
+TrackOpt = Annotated[bool, typer.Option("--track/--no-track", help="Log params, metrics and artifacts to MLflow "
+                                        "(MLFLOW_TRACKING_URI, default ./mlflow.db).")]
+
+
+def track_stage(stage: str, cfg: Any, result: Any, track: bool = True) -> None:
+    """Hand a finished stage to MLflow (the only door to it); TASKPLAN_TRACK=0 turns it off everywhere."""
+    if not track or os.environ.get("TASKPLAN_TRACK", "1") == "0":
+        return
+    from taskplan.tracking import log_stage
+
+    log_stage(stage, cfg, result)
+
+
+@contextmanager
+def progress_bar(description: str, enabled: bool = True) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr, or None when stderr is not a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True)
+    task_id = bar.add_task(description, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task_id, completed=done, total=total)
+
+    with bar:
+        yield update

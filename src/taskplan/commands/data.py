@@ -8,15 +8,13 @@ datasets, great_expectations) happen inside the commands.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from taskplan.cli import app
+from taskplan.commands import TrackOpt, progress_bar, track_stage
 from taskplan.config import load_config
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
@@ -24,18 +22,19 @@ SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="key=value ov
 
 
 @app.command()
-def generate(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None) -> None:
+def generate(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, track: TrackOpt = True) -> None:
     """Expert trajectories (one JSONL per noise level) for the training tasks x training seeds."""
     from taskplan.data.trajectories import GenerateConfig, run_generate
 
     cfg = load_config(GenerateConfig, "generate", params, overrides or [])
-    with _progress("expert episodes") as progress:
+    with progress_bar("expert episodes") as progress:
         result = run_generate(cfg, progress=progress)
+    track_stage("generate", cfg, result, track)
     typer.echo(result.summary())
 
 
 @app.command()
-def validate(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None) -> None:
+def validate(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, track: TrackOpt = True) -> None:
     """Great Expectations suites on the trajectories and the rows build-dataset will write."""
     from taskplan.data.dataset import BuildDatasetConfig
     from taskplan.data.validate import ValidateConfig, ValidationFailed, run_validate
@@ -43,44 +42,29 @@ def validate(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None) 
     cfg = load_config(ValidateConfig, "validate", params, overrides or [])
     dataset_cfg = load_config(BuildDatasetConfig, "build_dataset", params, overrides or [])
     try:
-        with _progress("replaying episodes") as progress:
+        with progress_bar("replaying episodes") as progress:
             result = run_validate(cfg, dataset_cfg, progress=progress)
     except ValidationFailed as err:
         for report in err.reports:
             for line in report.lines():
                 typer.echo(f"FAILED {line}", err=True)
         raise
+    track_stage("validate", cfg, result, track)
     typer.echo(result.summary())
 
 
 @app.command("build-dataset")
-def build_dataset(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None) -> None:
+def build_dataset(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, track: TrackOpt = True) -> None:
     """Single-turn rows (HF DatasetDict, split by seed) + stats JSON, from validated trajectories."""
     from taskplan.data.dataset import BuildDatasetConfig, run_build_dataset
 
     cfg = load_config(BuildDatasetConfig, "build_dataset", params, overrides or [])
     result = run_build_dataset(cfg)
+    track_stage("build_dataset", cfg, result, track)
     typer.echo(result.summary())
 
 
-@contextmanager
-def _progress(description: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on stderr, or None when stderr is not a terminal."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=Console(stderr=True), transient=True)
-    task_id = bar.add_task(description, total=None)
-
-    def update(done: int, total: int) -> None:
-        bar.update(task_id, completed=done, total=total)
-
-    with bar:
-        yield update
 
 
 @app.command()

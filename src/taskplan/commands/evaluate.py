@@ -13,15 +13,13 @@ Heavy imports (torch, transformers, matplotlib) happen inside the commands.
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from taskplan.cli import app
+from taskplan.commands import TrackOpt, progress_bar, track_stage
 from taskplan.config import load_config
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
@@ -30,55 +28,41 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one J
 
 
 @app.command()
-def evaluate(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, as_json: JsonOpt = False) -> None:
+def evaluate(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, as_json: JsonOpt = False,
+             track: TrackOpt = True) -> None:
     """Multi-turn episodes of each policy on tasks x seeds: SR/ASAT/ASST, bound -> metrics/eval.json."""
     from taskplan.evaluate.stage import EvaluateConfig, run_evaluate
 
     cfg = load_config(EvaluateConfig, "evaluate", params, overrides or [])
-    with _progress("episodes", enabled=not as_json) as progress:
+    with progress_bar("episodes", enabled=not as_json) as progress:
         result = run_evaluate(cfg, progress=progress)
+    track_stage("evaluate", cfg, result, track)
     typer.echo(json.dumps(result.doc) if as_json else result.summary())
 
 
 @app.command("cross-task")
-def cross_task(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, as_json: JsonOpt = False) -> None:
+def cross_task(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, as_json: JsonOpt = False,
+               track: TrackOpt = True) -> None:
     """Evaluate one model per training task on every evaluation task -> metrics/cross_task/<task>.json."""
     from taskplan.evaluate.stage import CrossTaskConfig, run_cross_task
 
     cfg = load_config(CrossTaskConfig, "cross_task", params, overrides or [])
-    with _progress("episodes", enabled=not as_json) as progress:
+    with progress_bar("episodes", enabled=not as_json) as progress:
         result = run_cross_task(cfg, progress=progress)
+    track_stage("cross_task", cfg, result, track)
     typer.echo(json.dumps(result.doc) if as_json else result.summary())
 
 
 @app.command()
-def compare(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, as_json: JsonOpt = False) -> None:
+def compare(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, as_json: JsonOpt = False,
+            track: TrackOpt = True) -> None:
     """Report (markdown), plots (PNG) and CSVs from metrics/eval.json and the cross-task rows."""
     from taskplan.evaluate.report import CompareConfig, run_compare
 
     cfg = load_config(CompareConfig, "compare", params, overrides or [])
     result = run_compare(cfg)
+    track_stage("compare", cfg, result, track)
     if as_json:
         typer.echo(json.dumps({"files": [str(f) for f in result.files], "verdict": result.verdict}))
     else:
         typer.echo(result.summary())
-
-
-@contextmanager
-def _progress(description: str, enabled: bool = True) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on stderr, or None when stderr is not a terminal."""
-    if not enabled or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=Console(stderr=True), transient=True)
-    task_id = bar.add_task(description, total=None)
-
-    def update(done: int, total: int) -> None:
-        bar.update(task_id, completed=done, total=total)
-
-    with bar:
-        yield update

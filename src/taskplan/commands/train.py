@@ -17,6 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from taskplan.cli import app
+from taskplan.commands import TrackOpt, track_stage
 from taskplan.config import load_config
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
@@ -27,27 +28,35 @@ ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume",
 
 
 @app.command(name="model-init")
-def model_init(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None) -> None:
+def model_init(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, track: TrackOpt = True) -> None:
     """Write the base policy (models/init): tiny domain model, or a pretrained/random-init HF model."""
     from taskplan.model.builder import ModelInitConfig, run_model_init
 
     cfg = load_config(ModelInitConfig, "model_init", params, overrides or [])
-    typer.echo(run_model_init(cfg).summary())
+    result = run_model_init(cfg)
+    track_stage("model_init", cfg, result, track)
+    typer.echo(result.summary())
 
 
 @app.command()
-def sft(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, resume: ResumeOpt = False) -> None:
+def sft(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, resume: ResumeOpt = False,
+        track: TrackOpt = True) -> None:
     """Supervised warm start on the single-turn rows (loss on the answer only)."""
     from taskplan.train.sft import SftConfig, run_sft
 
     cfg = load_config(SftConfig, "sft", params, overrides or [])
-    typer.echo(run_sft(cfg, resume=resume).summary())
+    result = run_sft(cfg, resume=resume)
+    track_stage("sft", cfg, result, track)
+    typer.echo(result.summary())
 
 
 @app.command()
-def grpo(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, resume: ResumeOpt = False) -> None:
+def grpo(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, resume: ResumeOpt = False,
+         track: TrackOpt = True) -> None:
     """GRPO on the exact expert-action reward with a KL term to the SFT policy."""
     from taskplan.train.grpo import GrpoConfig, run_grpo
 
     cfg = load_config(GrpoConfig, "grpo", params, overrides or [])
-    typer.echo(run_grpo(cfg, resume=resume).summary())
+    result = run_grpo(cfg, resume=resume)
+    track_stage("grpo", cfg, result, track)
+    typer.echo(result.summary())

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from taskplan.errors import ConfigError, PlanningError
+from taskplan.errors import ConfigError
 from taskplan.io import atomic_dir, atomic_write_json, atomic_write_jsonl
 from taskplan.kitchen.tasks import EVAL_SEEDS, PAPER_TASKS, get_task
 

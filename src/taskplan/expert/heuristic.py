@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from taskplan.kitchen.domain import COOKABLE, COOKED, COOKING, CUT, CUTTABLE, CUTS_NEEDED, FRIED, FRYABLE, \
+from taskplan.kitchen.domain import COOKABLE, COOKED, CUT, CUTTABLE, CUTS_NEEDED, FRIED, FRYABLE, \
     FRYABLEIFCUT, TIMER_TICKS
 from taskplan.kitchen.goals import CompiledGoal
 from taskplan.kitchen.state import P_BOIL, P_COOK, P_CUTC, P_FILL, P_FRY, State, World

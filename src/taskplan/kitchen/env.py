@@ -17,7 +17,7 @@ from taskplan.errors import InstanceError
 from taskplan.kitchen.goals import CompiledGoal, compile_goal
 from taskplan.kitchen.layout import build, default_instance, load_instance, seeded_instance, validate_instance
 from taskplan.kitchen.render import render_observation
-from taskplan.kitchen.state import Action, State, World, step, valid_actions
+from taskplan.kitchen.state import Action, State, step, valid_actions
 from taskplan.kitchen.tasks import Task, get_task
 
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-from typing import Any
+from typing import Any, Literal
 
 from taskplan.errors import ConfigError
+
+Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup", "warmup_stable_decay"]
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +83,15 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None and has_cuda()
 
 
+WSD_DECAY_FRACTION = 0.2  # warmup_stable_decay: cosine decay over the last 20% of the steps
+
+
 def trainer_kwargs(cfg: Any) -> dict[str, Any]:
     """TrainingArguments fields shared by SFTConfig and GRPOConfig, from a stage config."""
     cuda = has_cuda()
+    scheduler_kwargs = None
+    if cfg.lr_scheduler == "warmup_stable_decay":
+        scheduler_kwargs = {"num_decay_steps": max(1, round(WSD_DECAY_FRACTION * cfg.max_steps))}
     return {
         "output_dir": str(cfg.checkpoint_dir),
         "report_to": "none",                     # tracking/ owns MLflow runs (STYLE: thin edges)
@@ -95,6 +103,7 @@ def trainer_kwargs(cfg: Any) -> dict[str, Any]:
         "max_steps": cfg.max_steps,
         "learning_rate": cfg.learning_rate,
         "lr_scheduler_type": cfg.lr_scheduler,
+        "lr_scheduler_kwargs": scheduler_kwargs,
         "warmup_steps": cfg.warmup_ratio,       # a float < 1 is a ratio of max_steps in transformers 5
         "weight_decay": cfg.weight_decay,
         "adam_beta2": cfg.adam_beta2,

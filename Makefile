@@ -1,7 +1,7 @@
 # Routine commands, shared by people and CI (`.ci/run` calls `make test`).
 #   make install   create .venv and install taskplan with its pinned dependencies
 #   make test      unit + smoke tests (what CI runs)
-#   make repro     the whole pipeline on the default profile (dvc repro)
+#   make repro     the whole pipeline on the default profile (dvc repro register; cross-task: dvc repro cross_task)
 #   make bench     speed benchmarks (ratios against anchors measured in the same run)
 SHELL := /bin/bash
 PY := .venv/bin/python
@@ -36,7 +36,7 @@ bench: install
 # from the DVC remote; on a fresh clone with an empty remote it is rebuilt by `taskplan suite`
 # (deterministic, so data.dvc's hash still matches).
 repro: install data/suite.json
-	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/dvc repro
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/dvc repro register
 
 data/suite.json:
 	.venv/bin/dvc pull -q data.dvc || .venv/bin/taskplan suite --out data/suite.json

@@ -108,12 +108,12 @@ def build_trainer(cfg: SftConfig, callbacks: Sequence[Any] = ()) -> tuple[Any, A
     from trl import SFTConfig, SFTTrainer
 
     from taskplan.model.factory import load_policy, load_tokenizer
-    from taskplan.train.backend import (compact_logprobs_on_cpu, configure_cpu_threads, lora_config, per_device_batch,
+    from taskplan.train.backend import (compact_logprobs_on_cpu, configure_cpu, lora_config, per_device_batch,
                                         quiet_stdout, trainer_kwargs)
     from taskplan.train.callbacks import CompleteCheckpointCallback, ThroughputCallback, ValAccuracyCallback
     from taskplan.train.rows import load_rows, training_columns, validation_subset
 
-    configure_cpu_threads(cfg.cpu_threads)
+    configure_cpu(cfg.cpu_threads)
     compact_logprobs_on_cpu()
     ds = load_rows(cfg.dataset_dir)
     tokenizer = load_tokenizer(cfg.model_dir)

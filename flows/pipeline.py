@@ -42,7 +42,6 @@ log = logging.getLogger("taskplan.flows")
 
 STAGES = ("generate", "validate", "build_dataset", "model_init", "sft", "grpo", "evaluate", "compare", "register")
 STAGE_CACHE = (INPUTS - "resume") + TASK_SOURCE   # `resume` changes how a stage runs, not what it produces
-RUN_MARKER = "taskplan_flow_run.json"             # in a training stage's checkpoint_dir
 # package code each stage runs (as dvc.yaml's deps): a change there invalidates the cached result
 CODE = {"generate": ("kitchen", "expert", "data"), "validate": ("kitchen", "data"), "build_dataset": ("data",),
         "model_init": ("model",), "sft": ("train", "model"), "grpo": ("train", "model"),
@@ -131,8 +130,7 @@ def sft(cfg: Any, digest: str, resume: bool = True) -> dict:
     from taskplan.train.sft import run_sft
 
     start = time.perf_counter()
-    with _resumable(cfg, digest, resume) as start_from_checkpoint:
-        return _outcome("sft", run_sft(cfg, resume=start_from_checkpoint), start)
+    return _outcome("sft", run_sft(cfg, resume=resume), start)   # resumes only a checkpoint of these inputs
 
 
 @task(name="grpo", cache_policy=STAGE_CACHE, persist_result=True)
@@ -140,8 +138,7 @@ def grpo(cfg: Any, digest: str, resume: bool = True) -> dict:
     from taskplan.train.grpo import run_grpo
 
     start = time.perf_counter()
-    with _resumable(cfg, digest, resume) as start_from_checkpoint:
-        return _outcome("grpo", run_grpo(cfg, resume=start_from_checkpoint), start)
+    return _outcome("grpo", run_grpo(cfg, resume=resume), start)   # resumes only a checkpoint of these inputs
 
 
 @task(name="evaluate", cache_policy=STAGE_CACHE, persist_result=True, **IO_RETRIES)
@@ -353,36 +350,6 @@ def _outcome(stage: str, result: Any, start: float) -> dict[str, Any]:
     return {"stage": stage, "summary": result.summary(), "metrics": metrics,
             "history": list(getattr(result, "history", None) or []),
             "files": [str(f) for f in getattr(result, "files", ()) or ()], "flow_run_id": _flow_run_id()}
-
-
-class _resumable:
-    """Decide whether a training stage resumes: only when the marker in its checkpoint folder says the last
-    run had these very inputs and did not finish, and a complete checkpoint exists."""
-
-    def __init__(self, cfg: Any, digest: str, enabled: bool):
-        self.marker = Path(cfg.checkpoint_dir) / RUN_MARKER
-        self.key = hashlib.sha256((json.dumps(config_dict(cfg), sort_keys=True, default=str) + digest)
-                                  .encode()).hexdigest()
-        self.cfg, self.enabled = cfg, enabled
-
-    def __enter__(self) -> bool:
-        from taskplan.train.checkpoints import last_checkpoint
-
-        try:
-            state = json.loads(self.marker.read_text())
-        except (OSError, ValueError):
-            state = {}
-        resume = bool(self.enabled and state.get("key") == self.key and not state.get("finished")
-                      and last_checkpoint(self.cfg.checkpoint_dir) is not None)
-        if resume:
-            log.warning("resuming %s from %s (an earlier run with the same inputs was interrupted)",
-                        self.cfg.out_dir, last_checkpoint(self.cfg.checkpoint_dir))
-        atomic_write_json(self.marker, {"key": self.key, "finished": False})
-        return resume
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        if exc_type is None:
-            atomic_write_json(self.marker, {"key": self.key, "finished": True})
 
 
 @contextmanager

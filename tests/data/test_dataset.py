@@ -109,3 +109,52 @@ def test_task_filter_keeps_one_task_and_rejects_an_absent_one(clean_trajectories
     assert set(result.stats["rows_per_task"]) == {"burger"}
     with pytest.raises(DatasetError, match="no episodes of potato_soup"):
         run_build_dataset(_cfg(clean_trajectories, tmp_path, tasks=("potato_soup",)))
+
+
+def test_noisy_levels_add_train_rows_labelled_by_the_expert(generate, tmp_path):
+    traj = tmp_path / "trajectories"
+    generate(traj, noise_levels=(0.0, 0.2), seeds=6)
+    clean = _cfg(traj, tmp_path, validation_fraction=0.34)
+    mixed = _cfg(traj, tmp_path, validation_fraction=0.34, noise_levels=(0.2,))
+    base, rows = build_rows(read_episodes(clean.trajectories_path), clean), None
+    from taskplan.data.dataset import collect_rows
+
+    rows = collect_rows(mixed)
+    assert [r for r in rows if r["split"] == "validation"] == [r for r in base if r["split"] == "validation"], \
+        "the validation split stays the clean expert path"
+    extra = rows[len(base):]
+    noisy = read_episodes(traj / "trajectories_eps0.2.jsonl")
+    val_seeds = {r["seed"] for r in base if r["split"] == "validation"}
+    assert len(extra) == sum(len(ep["steps"]) for ep in noisy if ep["seed"] not in val_seeds) > 0
+    assert all(r["split"] == "train" and r["answer"] in r["valid_actions"] for r in extra)
+    noisy_steps = [st for ep in noisy for st in ep["steps"] if ep["seed"] not in val_seeds]
+    assert any(st["action"] != st["expert_action"] for st in noisy_steps), "eps 0.2 leaves the expert path"
+    assert [r["answer"] for r in extra] == [st["expert_action"] for st in noisy_steps]
+
+
+def test_error_feedback_rows_repeat_a_state_after_a_rejected_reply(clean_trajectories, tmp_path):
+    from taskplan.kitchen import parse_action
+
+    cfg = _cfg(clean_trajectories, tmp_path, error_feedback=0.5)
+    rows = build_rows(read_episodes(cfg.trajectories_path), cfg)
+    plain = build_rows(read_episodes(cfg.trajectories_path), _cfg(clean_trajectories, tmp_path))
+    extra = rows[len(plain):]
+    n_train = sum(r["split"] == "train" for r in plain)
+    assert 0.3 * n_train < len(extra) < 0.7 * n_train
+    for r in extra:
+        user = r["prompt"][1]["content"]
+        assert "Error Feedback: " in user
+        error = user.split("Error Feedback: ")[1].split("\n")[0]
+        assert error.startswith(("action '", "missing action", "empty action")), error
+        twin = next(p for p in plain if p["seed"] == r["seed"] and p["task"] == r["task"] and p["step"] == r["step"])
+        assert r["answer"] == twin["answer"] and r["split"] == "train"
+        assert user.replace(f"Error Feedback: {error}\n\n", "") == twin["prompt"][1]["content"]
+    assert parse_action("Action: " + extra[0]["answer"], extra[0]["valid_actions"]).ok
+    assert rows == build_rows(read_episodes(cfg.trajectories_path), cfg), "seeded"
+
+
+def test_noise_level_config_is_checked():
+    with pytest.raises(ConfigError, match="repeats eps"):
+        BuildDatasetConfig(eps=0.0, noise_levels=(0.0,))
+    with pytest.raises(ConfigError, match="error_feedback"):
+        BuildDatasetConfig(error_feedback=1.5)

@@ -7,7 +7,8 @@ import torch
 from transformers import TrainerCallback
 
 from taskplan.model import load_policy
-from taskplan.train.checkpoints import MARKER, complete_checkpoints, last_checkpoint, resume_checkpoint
+from taskplan.train.checkpoints import (MARKER, complete_checkpoints, last_checkpoint, resume_checkpoint,
+                                        run_fingerprint)
 from taskplan.train.grpo import GrpoConfig, run_grpo
 from taskplan.train.sft import SftConfig, run_sft
 
@@ -23,6 +24,14 @@ class KillAfterSave(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         if state.global_step == self.step:
             raise Killed(f"killed after the checkpoint of step {self.step}")
+
+
+class StepCounter(TrainerCallback):
+    def __init__(self):
+        self.steps: list[int] = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps.append(state.global_step)
 
 
 def _logged_steps(checkpoint) -> list[int]:
@@ -42,13 +51,77 @@ def test_only_marked_checkpoints_count(tmp_path):
     assert last_checkpoint(tmp_path / "absent") is None
 
 
-def test_fresh_run_clears_old_checkpoints_and_resume_keeps_them(tmp_path):
+def test_fresh_run_clears_old_checkpoints_and_resume_keeps_matching_ones(tmp_path):
     (tmp_path / "checkpoint-2").mkdir()
-    (tmp_path / "checkpoint-2" / MARKER).write_text("{}")
-    assert resume_checkpoint(tmp_path, resume=True).name == "checkpoint-2"
-    assert resume_checkpoint(tmp_path, resume=False) is None
+    (tmp_path / "checkpoint-2" / MARKER).write_text(json.dumps({"step": 2, "fingerprint": "abc"}))
+    assert resume_checkpoint(tmp_path, resume=True, fingerprint="abc").name == "checkpoint-2"
+    assert resume_checkpoint(tmp_path, resume=False, fingerprint="abc") is None
     assert not (tmp_path / "checkpoint-2").exists()
-    assert resume_checkpoint(tmp_path, resume=True) is None  # nothing to resume: start from step 0
+    assert resume_checkpoint(tmp_path, resume=True, fingerprint="abc") is None  # nothing to resume: step 0
+
+
+def test_resume_refuses_a_checkpoint_of_other_inputs(tmp_path):
+    for marker in ({"step": 2, "fingerprint": "old"}, {"step": 2}):   # other inputs; a marker from before
+        (tmp_path / "checkpoint-2").mkdir()
+        (tmp_path / "checkpoint-2" / MARKER).write_text(json.dumps(marker))
+        assert resume_checkpoint(tmp_path, resume=True, fingerprint="new") is None
+        assert not (tmp_path / "checkpoint-2").exists(), "a stale checkpoint is cleared, not rotated in"
+
+
+def test_fingerprint_follows_model_data_and_config_but_not_output_paths(tiny_model_dir, tiny_rows_dir, tmp_path):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    cfg = GrpoConfig(model_dir=str(model), dataset_dir=tiny_rows_dir)
+    fp = run_fingerprint(cfg)
+    assert run_fingerprint(GrpoConfig(model_dir=str(model), dataset_dir=tiny_rows_dir, out_dir=tmp_path / "x",
+                                      save_steps=7, eval_every=3)) == fp, "where outputs go is not an input"
+    assert run_fingerprint(GrpoConfig(model_dir=str(model), dataset_dir=tiny_rows_dir, learning_rate=2e-3)) != fp
+    assert run_fingerprint(GrpoConfig(model_dir=str(model), dataset_dir=tiny_rows_dir, max_steps=2)) != fp
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\1")
+    assert run_fingerprint(cfg) != fp, "a new input model is a new run"
+
+
+def _grpo_cfg(model_dir, rows_dir, paths, **kw) -> GrpoConfig:
+    base = dict(max_steps=4, save_steps=2, prompts_per_step=2, num_generations=2, max_completion_length=8,
+                learning_rate=1e-2, eval_every=0, val_rows=1, val_max_new_tokens=4)
+    return GrpoConfig(model_dir=str(model_dir), dataset_dir=rows_dir, **paths, **{**base, **kw})
+
+
+@pytest.mark.smoke
+def test_grpo_resume_restarts_when_the_sft_model_or_a_param_changed(tiny_sft_dir, tiny_rows_dir, stage_paths,
+                                                                      tmp_path):
+    import shutil
+
+    # given a GRPO run killed after its step-2 checkpoint
+    sft = tmp_path / "sft"
+    shutil.copytree(tiny_sft_dir, sft)
+    cfg = _grpo_cfg(sft, tiny_rows_dir, stage_paths)
+    with pytest.raises(Killed):
+        run_grpo(cfg, callbacks=[KillAfterSave(2)])
+    # when the learning rate changed, --resume starts over at step 0 (and runs all 4 steps)
+    changed = _grpo_cfg(sft, tiny_rows_dir, stage_paths, learning_rate=5e-3)
+    with pytest.raises(Killed):
+        run_grpo(changed, resume=True, callbacks=[KillAfterSave(2)])
+    # and when the SFT model changed, too
+    from taskplan.model import load_policy as load
+
+    model = load(sft)
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)
+    model.save_pretrained(sft)
+    steps = StepCounter()
+    result = run_grpo(changed, resume=True, callbacks=[steps])
+    assert steps.steps == [1, 2, 3, 4], "trained from step 0, not from the stale checkpoint-2"
+    assert result.metrics["steps"] == 4
+    # and identical inputs after a kill resume from the last checkpoint
+    with pytest.raises(Killed):
+        run_grpo(changed, callbacks=[KillAfterSave(2)])
+    steps = StepCounter()
+    run_grpo(changed, resume=True, callbacks=[steps])
+    assert steps.steps == [3, 4]
 
 
 @pytest.mark.smoke

@@ -51,28 +51,40 @@ class BuildDatasetConfig:
     trajectories_dir: Path = Path("outputs/trajectories")   # output of `generate`
     eps: float = 0.0                                          # which trajectory file (noise level) to use
     validation_fraction: float = 0.2                          # share of the seeds held out as "validation"
-    prompt_style: Literal["full", "short"] = "full"           # system prompt of taskplan.data.prompts
+    prompt_style: Literal["full", "short", "compact"] = "full"          # system prompt of taskplan.data.prompts
     out_dir: Path = Path("outputs/single_turn")               # DatasetDict (save_to_disk)
     stats_path: Path = Path("metrics/build_dataset.json")     # rows, prompt lengths, action schemas
     validation_report: Path | None = Path("outputs/validate/report.json")   # gate; null: no gate
     tasks: tuple[str, ...] = ()                               # keep only these tasks' episodes (); all
+    noise_levels: tuple[float, ...] = ()                      # also train rows from these noisy files
+    error_feedback: float = 0.0                               # share of train rows repeated after a rejected reply
     seed: int = 42                                            # common.seed: draws the validation seeds
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ConfigError(f"build_dataset.validation_fraction={self.validation_fraction}: must be in [0, 1)")
-        if not 0.0 <= self.eps < 1.0:
-            raise ConfigError(f"build_dataset.eps={self.eps}: must be one of generate.noise_levels, in [0, 1)")
+        for eps in (self.eps, *self.noise_levels):
+            if not 0.0 <= eps < 1.0:
+                raise ConfigError(f"build_dataset eps={eps}: must be one of generate.noise_levels, in [0, 1)")
+        if self.eps in self.noise_levels:
+            raise ConfigError(f"build_dataset.noise_levels repeats eps={self.eps}; list only the extra levels")
+        if not 0.0 <= self.error_feedback <= 1.0:
+            raise ConfigError(f"build_dataset.error_feedback={self.error_feedback}: a share of rows, in [0, 1]")
 
     @property
     def trajectories_path(self) -> Path:
         return self.trajectories_dir / trajectory_file_name(self.eps)
 
     @property
+    def noise_paths(self) -> list[Path]:
+        return [self.trajectories_dir / trajectory_file_name(eps) for eps in self.noise_levels]
+
+    @property
     def fingerprint(self) -> dict:
         """The parameters that decide the rows (the validation report records them)."""
         return {"eps": self.eps, "validation_fraction": self.validation_fraction,
-                "prompt_style": self.prompt_style, "seed": self.seed}
+                "prompt_style": self.prompt_style, "seed": self.seed, "noise_levels": list(self.noise_levels),
+                "error_feedback": self.error_feedback}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +105,7 @@ def run_build_dataset(cfg: BuildDatasetConfig) -> BuildDatasetResult:
     path = cfg.trajectories_path
     if cfg.validation_report is not None:
         check_report(cfg.validation_report, path, cfg)
-    episodes = read_episodes(path)
-    if cfg.tasks:   # a subset of validated episodes (cross-task training): still validated
-        episodes = [ep for ep in episodes if ep.get("task") in cfg.tasks]
-        if not episodes:
-            raise DatasetError(f"no episodes of {', '.join(cfg.tasks)} in {path}; check build_dataset.tasks")
-    rows = build_rows(episodes, cfg)
+    rows = collect_rows(cfg)
     stats = dataset_stats(rows)
     with atomic_dir(cfg.out_dir) as tmp:
         save_rows(rows, tmp)
@@ -106,6 +113,19 @@ def run_build_dataset(cfg: BuildDatasetConfig) -> BuildDatasetResult:
     result = BuildDatasetResult(out_dir=cfg.out_dir, stats=stats, seconds=time.perf_counter() - t0)
     log.debug(result.summary())
     return result
+
+
+def collect_rows(cfg: BuildDatasetConfig) -> list[dict]:
+    """The rows of `cfg`: the eps file's episodes, then the train-seed episodes of the extra noise levels."""
+    def episodes_of(path: Path) -> list[dict]:
+        episodes = read_episodes(path)
+        if cfg.tasks:   # a subset of validated episodes (cross-task training): still validated
+            episodes = [ep for ep in episodes if ep.get("task") in cfg.tasks]
+            if not episodes:
+                raise DatasetError(f"no episodes of {', '.join(cfg.tasks)} in {path}; check build_dataset.tasks")
+        return episodes
+
+    return build_rows(episodes_of(cfg.trajectories_path), cfg, [episodes_of(p) for p in cfg.noise_paths])
 
 
 def read_episodes(path: Path | str) -> list[dict]:
@@ -135,20 +155,77 @@ def iter_episodes(path: Path | str) -> Iterator[tuple[int, dict]]:
             yield n, ep
 
 
-def build_rows(episodes: list[dict], cfg: BuildDatasetConfig) -> list[dict]:
-    """Single-turn rows (COLUMNS + "split"), in file order; splits drawn by seed."""
+def build_rows(episodes: list[dict], cfg: BuildDatasetConfig, noisy: list[list[dict]] = ()) -> list[dict]:
+    """Single-turn rows (COLUMNS + "split"), in file order; splits drawn by seed.
+
+    `noisy` holds the episodes of extra noise levels: their train-seed steps become train rows (states
+    the expert path never visits, labelled with the expert's action there), and their validation-seed
+    episodes are left out, so the validation split stays the clean expert path. With `error_feedback`
+    > 0 that share of train rows is repeated with the `Error Feedback:` line a rejected reply leaves in
+    the next prompt (same state, same label): the prompt an agent sees after an invalid reply.
+    """
     val_seeds = validation_seeds(sorted({ep["seed"] for ep in episodes}), cfg.validation_fraction, cfg.seed)
     rows = []
     for ep in episodes:
-        prev = None
-        split = "validation" if ep["seed"] in val_seeds else "train"
-        for st in ep["steps"]:
-            rows.append({
-                "prompt": build_messages(st["observation"], prev_action=prev, style=cfg.prompt_style),
-                "completion": [{"role": "assistant", "content": answer_text(st["expert_action"])}],
-                "answer": st["expert_action"], "valid_actions": list(st["valid_actions"]),
-                "task": ep["task"], "seed": ep["seed"], "step": st["step"], "split": split})
-            prev = st["action"]
+        rows += _episode_rows(ep, "validation" if ep["seed"] in val_seeds else "train", cfg)
+    for eps_episodes in noisy:
+        for ep in eps_episodes:
+            if ep["seed"] not in val_seeds:
+                rows += _episode_rows(ep, "train", cfg)
+    if cfg.error_feedback > 0:
+        rows += feedback_rows([r for r in rows if r["split"] == "train"], cfg.error_feedback, cfg)
+    for r in rows:   # what the feedback rows were made from; not a column
+        del r["observation"], r["prev_action"]
+    return rows
+
+
+def feedback_rows(rows: list[dict], share: float, cfg: BuildDatasetConfig) -> list[dict]:
+    """Copies of a seeded `share` of `rows` whose prompt follows a rejected reply (see rejected_reply)."""
+    rng = random.Random(cfg.seed + 1)
+    out = []
+    for r in rows:
+        if rng.random() >= share:
+            continue
+        error = rejected_reply(r["answer"], r["valid_actions"], rng)
+        obs = r["observation"]
+        out.append({**r, "prompt": build_messages(obs, prev_action=r["prev_action"], error=error,
+                                                  style=cfg.prompt_style)})
+    return out
+
+
+def rejected_reply(answer: str, valid_actions: list[str], rng: random.Random) -> str:
+    """The environment's error text for a typical invalid reply of a small model: a valid action cut off
+    after a few words, an action naming an object of another kind, or a reply without an action."""
+    from taskplan.kitchen import parse_action
+
+    words = rng.choice(valid_actions).split()
+    kind = rng.random()
+    if kind < 0.45 and len(words) > 2:
+        reply = "Action: " + " ".join(words[:rng.randrange(1, len(words))])
+    elif kind < 0.9:
+        names = sorted({w for a in valid_actions for w in a.split() if any(c.isdigit() for c in w)})
+        target = answer.split()
+        spots = [i for i, w in enumerate(target) if w in names]
+        if spots and len(names) > 1:
+            i = rng.choice(spots)
+            target[i] = rng.choice([n for n in names if n != target[i]])
+        reply = "Action: " + " ".join(target)
+    else:
+        reply = rng.choice(["", "Action:", answer.split()[0]])
+    parsed = parse_action(reply, valid_actions)
+    return parsed.error or f"action '{reply}' is not valid"
+
+
+def _episode_rows(ep: dict, split: str, cfg: BuildDatasetConfig) -> list[dict]:
+    rows, prev = [], None
+    for st in ep["steps"]:
+        rows.append({
+            "prompt": build_messages(st["observation"], prev_action=prev, style=cfg.prompt_style),
+            "completion": [{"role": "assistant", "content": answer_text(st["expert_action"])}],
+            "answer": st["expert_action"], "valid_actions": list(st["valid_actions"]),
+            "task": ep["task"], "seed": ep["seed"], "step": st["step"], "split": split,
+            "observation": st["observation"], "prev_action": prev})
+        prev = st["action"]
     return rows
 
 
@@ -244,13 +321,14 @@ def check_report(report_path: Path, trajectories_path: Path, cfg: BuildDatasetCo
     if not report.get("passed"):
         raise DatasetError(f"validation report {report_path} says the data failed "
                            f"({report.get('first_failure')}); fix the trajectories and run `taskplan validate`")
-    if not trajectories_path.exists():
-        raise DatasetError(f"trajectory file {trajectories_path} not found; run `taskplan generate` "
-                           f"with build_dataset.eps={cfg.eps} among generate.noise_levels")
-    recorded = (report.get("trajectories") or {}).get(trajectories_path.name, {}).get("sha256")
-    if recorded != file_sha256(trajectories_path):
-        raise DatasetError(f"validation report {report_path} does not cover the current {trajectories_path.name}; "
-                           f"run `taskplan validate` again")
+    for path in (trajectories_path, *cfg.noise_paths):
+        if not path.exists():
+            raise DatasetError(f"trajectory file {path} not found; run `taskplan generate` "
+                               f"with build_dataset.eps and noise_levels among generate.noise_levels")
+        recorded = (report.get("trajectories") or {}).get(path.name, {}).get("sha256")
+        if recorded != file_sha256(path):
+            raise DatasetError(f"validation report {report_path} does not cover the current {path.name}; "
+                               f"run `taskplan validate` again")
     if (report.get("dataset") or {}).get("params") != cfg.fingerprint:
         raise DatasetError(f"validation report {report_path} checked rows built with other build_dataset params "
                            f"{(report.get('dataset') or {}).get('params')}; run `taskplan validate` again")

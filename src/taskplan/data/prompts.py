@@ -11,6 +11,8 @@ state of the expert trajectory, so training and evaluation see the same text.
 
 from __future__ import annotations
 
+from taskplan.data.compact import compact_observation
+
 SYSTEM_PROMPT = (
     "You control robot1 in a kitchen. Each turn you see the kitchen state, the valid actions and the goal. "
     "Rules: the robot holds one item or container at a time; cook, cut and fry need the item alone on a "
@@ -22,7 +24,9 @@ SYSTEM_PROMPT = (
     "on a table. Reply with one line 'Action: <one of the valid actions, copied exactly>'."
 )
 SHORT_SYSTEM_PROMPT = "You control robot1 in a kitchen. Reply with 'Action: <one valid action>'."
-PROMPT_STYLES = ("full", "short")
+# full: the paper's prompt (gpu-1.5b); short: short system text, the kitchen's observation as printed;
+# compact: short system text and the observation in compact form (taskplan.data.compact, cpu-tiny).
+PROMPT_STYLES = ("full", "short", "compact")
 
 
 def system_prompt(style: str = "full") -> str:
@@ -30,7 +34,9 @@ def system_prompt(style: str = "full") -> str:
 
 
 def user_message(observation: str, prev_action: str | None = None, prev_reasoning: str | None = None,
-                 error: str | None = None) -> str:
+                 error: str | None = None, style: str = "full") -> str:
+    if style == "compact":
+        observation = compact_observation(observation)
     parts = []
     if prev_reasoning:
         parts.append(f"Previous reasoning: {prev_reasoning}")
@@ -46,7 +52,7 @@ def build_messages(observation: str, prev_action: str | None = None, prev_reason
                    error: str | None = None, style: str = "full") -> list[dict[str, str]]:
     """Chat messages for one turn (system + user)."""
     return [{"role": "system", "content": system_prompt(style)},
-            {"role": "user", "content": user_message(observation, prev_action, prev_reasoning, error)}]
+            {"role": "user", "content": user_message(observation, prev_action, prev_reasoning, error, style)}]
 
 
 def answer_text(action: str) -> str:

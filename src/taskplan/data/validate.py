@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taskplan.data.dataset import COLUMNS, SPLITS, BuildDatasetConfig, build_rows, iter_episodes, load_rows
+from taskplan.data.dataset import COLUMNS, SPLITS, BuildDatasetConfig, collect_rows, iter_episodes, load_rows
 from taskplan.data.expectations import Check, ValidationReport, run_suite
 from taskplan.data.prompts import answer_text
 from taskplan.data.trajectories import file_sha256
@@ -121,10 +121,11 @@ def run_validate(cfg: ValidateConfig, dataset_cfg: BuildDatasetConfig | None = N
     dataset_doc = None
     if dataset_cfg is not None and reports[0].passed:
         path = dataset_cfg.trajectories_path
-        if path.resolve() not in {f.resolve() for f in files}:
-            raise DatasetError(f"build_dataset reads {path}, which validate did not check; set "
-                               f"build_dataset.eps to one of the generated noise levels and the same trajectories_dir")
-        rows = build_rows([ep for _, ep in iter_episodes(path)], dataset_cfg)
+        for read in (path, *dataset_cfg.noise_paths):
+            if read.resolve() not in {f.resolve() for f in files}:
+                raise DatasetError(f"build_dataset reads {read}, which validate did not check; set build_dataset.eps "
+                                   "and noise_levels to generated noise levels and the same trajectories_dir")
+        rows = collect_rows(dataset_cfg)
         reports.append(run_suite("dataset", dataset_frame(rows), dataset_checks(held_out), docs))
         dataset_doc = {"params": dataset_cfg.fingerprint, "file": path.name, "rows": len(rows)}
     if cfg.dataset_dir is not None:

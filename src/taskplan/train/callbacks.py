@@ -136,8 +136,13 @@ class LogLineCallback(TrainerCallback):
 
 
 class CompleteCheckpointCallback(TrainerCallback):
-    """Marks a checkpoint folder complete once the trainer has written all of it (resume trusts only these)."""
+    """Marks a checkpoint folder complete once the trainer has written all of it (resume trusts only these),
+    with the fingerprint of the run's inputs (resume continues only a matching one)."""
+
+    def __init__(self, fingerprint: str | None = None):
+        self.fingerprint = fingerprint
 
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
-            mark_complete(Path(args.output_dir) / f"checkpoint-{state.global_step}", state.global_step)
+            mark_complete(Path(args.output_dir) / f"checkpoint-{state.global_step}", state.global_step,
+                          self.fingerprint)

@@ -6,13 +6,25 @@ lives outside the stage's output folder. A checkpoint counts only once
 `CompleteCheckpointCallback` has dropped its marker after the trainer finished
 writing it, so a run killed mid-save resumes from the previous one.
 
-    start = resume_checkpoint(cfg.checkpoint_dir, resume=True)   # Path or None
+The marker also carries the run's fingerprint: a digest of the input model
+folder, the dataset folder and the stage config minus the keys that only say
+where outputs go or how often to log and save (RUN_ONLY_KEYS). `--resume`
+continues only a checkpoint with the current fingerprint; any other (a new SFT
+model, a changed learning rate or max_steps) is cleared and the run starts at
+step 0, saying so in one log line. The CLI, DVC and the Prefect flow all go
+through `resume_checkpoint`, so none of them can continue a stale run.
+
+    fp = run_fingerprint(cfg)                                     # hex digest
+    start = resume_checkpoint(cfg.checkpoint_dir, resume=True, fingerprint=fp)   # Path or None
     trainer.train(resume_from_checkpoint=start)
-    save_trained(trainer, cfg.out_dir)                           # atomic HF folder
+    save_trained(trainer, cfg.out_dir)                            # atomic HF folder
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import re
 import shutil
@@ -25,10 +37,48 @@ log = logging.getLogger(__name__)
 
 MARKER = "taskplan_complete.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+# Config keys that change where results go or how often they are logged/saved/measured, not what is trained.
+RUN_ONLY_KEYS = frozenset({"out_dir", "checkpoint_dir", "metrics_path", "plots_dir", "save_steps",
+                           "save_total_limit", "eval_every", "val_rows", "val_batch_size", "val_max_new_tokens"})
+_SKIP_FILES = (".tmp", ".lock")
 
 
-def mark_complete(checkpoint: Path, step: int) -> None:
-    atomic_write_json(checkpoint / MARKER, {"step": step})
+def run_fingerprint(cfg: Any) -> str:
+    """Digest of what a training run learns from: its input model and dataset folders (file contents) and
+    its config without RUN_ONLY_KEYS. A hub id as model_dir is fingerprinted by name."""
+    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in RUN_ONLY_KEYS}
+    h = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode())
+    for key in ("model_dir", "dataset_dir"):
+        h.update(f"\0{key}\0{path_digest(Path(str(fields[key])))}".encode())
+    return h.hexdigest()
+
+
+def path_digest(path: Path) -> str:
+    """sha256 over a file, or over a folder's files (relative names and contents); 'missing' if absent.
+    HF datasets' map caches (cache-*.arrow) are skipped: they appear without the data changing."""
+    if path.is_file():
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    if not path.is_dir():
+        return "missing"
+    h = hashlib.sha256()
+    for sub in sorted(p for p in path.rglob("*") if p.is_file()):
+        name = sub.name
+        if name.endswith(_SKIP_FILES) or (name.startswith("cache-") and name.endswith(".arrow")):
+            continue
+        h.update(f"{sub.relative_to(path).as_posix()}\0{path_digest(sub)}\0".encode())
+    return h.hexdigest()
+
+
+def mark_complete(checkpoint: Path, step: int, fingerprint: str | None = None) -> None:
+    atomic_write_json(checkpoint / MARKER, {"step": step, "fingerprint": fingerprint})
+
+
+def checkpoint_fingerprint(checkpoint: Path) -> str | None:
+    try:
+        return json.loads((checkpoint / MARKER).read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def complete_checkpoints(checkpoint_dir: Path | str) -> list[Path]:
@@ -46,17 +96,21 @@ def last_checkpoint(checkpoint_dir: Path | str) -> Path | None:
     return done[-1] if done else None
 
 
-def resume_checkpoint(checkpoint_dir: Path | str, resume: bool) -> Path | None:
-    """With `resume`, the last complete checkpoint (None: start fresh). Without it, clear old checkpoints
-    so that a fresh run never mixes with (or rotates away) those of an earlier one."""
+def resume_checkpoint(checkpoint_dir: Path | str, resume: bool, fingerprint: str | None) -> Path | None:
+    """With `resume`, the last complete checkpoint whose fingerprint equals `fingerprint` (None: start
+    fresh). Otherwise, or when the checkpoints came from other inputs, clear them, so that a fresh run
+    never mixes with (or rotates away) those of an earlier one."""
     root = Path(checkpoint_dir)
     if resume:
         last = last_checkpoint(root)
         if last is None:
-            log.warning("--resume: no complete checkpoint in %s; starting from step 0", root)
+            log.info("--resume: no complete checkpoint in %s; starting from step 0", root)
+        elif fingerprint is not None and checkpoint_fingerprint(last) == fingerprint:
+            log.info("resuming from %s (same model, data and config)", last)
+            return last
         else:
-            log.info("resuming from %s", last)
-        return last
+            log.warning("--resume: %s was trained from another model, dataset or config; starting from step 0",
+                        last)
     if root.is_dir():
         for p in root.iterdir():
             if _CHECKPOINT.match(p.name) and p.is_dir():

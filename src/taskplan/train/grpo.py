@@ -126,11 +126,13 @@ class GrpoResult:
 
 def run_grpo(cfg: GrpoConfig, resume: bool = False, callbacks: Sequence[Any] = ()) -> GrpoResult:
     """Train, save the policy, write metrics and plots. `callbacks` are extra TrainerCallbacks."""
-    from taskplan.train.checkpoints import resume_checkpoint, save_trained
+    from taskplan.train.callbacks import CompleteCheckpointCallback
+    from taskplan.train.checkpoints import resume_checkpoint, run_fingerprint, save_trained
 
     start = time.perf_counter()
-    trainer, tokenizer = build_trainer(cfg, callbacks)
-    checkpoint = resume_checkpoint(cfg.checkpoint_dir, resume)
+    fingerprint = run_fingerprint(cfg)   # checkpoints of other inputs are never resumed
+    trainer, tokenizer = build_trainer(cfg, [CompleteCheckpointCallback(fingerprint), *callbacks])
+    checkpoint = resume_checkpoint(cfg.checkpoint_dir, resume, fingerprint)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     save_trained(trainer, tokenizer, cfg.out_dir)
     return _finish(cfg, trainer.state, time.perf_counter() - start)
@@ -143,7 +145,7 @@ def build_trainer(cfg: GrpoConfig, callbacks: Sequence[Any] = ()) -> tuple[Any, 
     from taskplan.model.factory import load_policy, load_tokenizer
     from taskplan.train.backend import (compact_logprobs_on_cpu, configure_cpu, lora_config, per_device_batch,
                                         quiet_stdout, trainer_kwargs, vllm_available)
-    from taskplan.train.callbacks import CompleteCheckpointCallback, ThroughputCallback, ValAccuracyCallback
+    from taskplan.train.callbacks import ThroughputCallback, ValAccuracyCallback
     from taskplan.train.rewards import exact_match_reward, format_reward
     from taskplan.train.rows import load_rows, training_columns, validation_subset
 
@@ -181,7 +183,7 @@ def build_trainer(cfg: GrpoConfig, callbacks: Sequence[Any] = ()) -> tuple[Any, 
         model=model, reward_funcs=[exact_match_reward, format_reward], args=args,
         train_dataset=training_columns(ds["train"], ("prompt", "answer", "valid_actions")),
         processing_class=tokenizer,
-        callbacks=[ThroughputCallback(), val, CompleteCheckpointCallback(), *callbacks],
+        callbacks=[ThroughputCallback(), val, *callbacks],
         peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules),
     )
     return quiet_stdout(trainer), tokenizer

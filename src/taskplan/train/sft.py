@@ -93,11 +93,13 @@ class SftResult:
 
 def run_sft(cfg: SftConfig, resume: bool = False, callbacks: Sequence[Any] = ()) -> SftResult:
     """Train, save the policy, write metrics and plots. `callbacks` are extra TrainerCallbacks."""
-    from taskplan.train.checkpoints import resume_checkpoint, save_trained
+    from taskplan.train.callbacks import CompleteCheckpointCallback
+    from taskplan.train.checkpoints import resume_checkpoint, run_fingerprint, save_trained
 
     start = time.perf_counter()
-    trainer, tokenizer = build_trainer(cfg, callbacks)
-    checkpoint = resume_checkpoint(cfg.checkpoint_dir, resume)
+    fingerprint = run_fingerprint(cfg)   # checkpoints of other inputs are never resumed
+    trainer, tokenizer = build_trainer(cfg, [CompleteCheckpointCallback(fingerprint), *callbacks])
+    checkpoint = resume_checkpoint(cfg.checkpoint_dir, resume, fingerprint)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     save_trained(trainer, tokenizer, cfg.out_dir)
     return _finish(cfg, trainer.state, time.perf_counter() - start)
@@ -110,7 +112,7 @@ def build_trainer(cfg: SftConfig, callbacks: Sequence[Any] = ()) -> tuple[Any, A
     from taskplan.model.factory import load_policy, load_tokenizer
     from taskplan.train.backend import (compact_logprobs_on_cpu, configure_cpu, lora_config, per_device_batch,
                                         quiet_stdout, trainer_kwargs)
-    from taskplan.train.callbacks import CompleteCheckpointCallback, ThroughputCallback, ValAccuracyCallback
+    from taskplan.train.callbacks import ThroughputCallback, ValAccuracyCallback
     from taskplan.train.rows import load_rows, training_columns, validation_subset
 
     configure_cpu(cfg.cpu_threads)
@@ -133,7 +135,7 @@ def build_trainer(cfg: SftConfig, callbacks: Sequence[Any] = ()) -> tuple[Any, A
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=training_columns(ds["train"], ("prompt", "completion")),
         processing_class=tokenizer,
-        callbacks=[ThroughputCallback(), val, CompleteCheckpointCallback(), *callbacks],
+        callbacks=[ThroughputCallback(), val, *callbacks],
         peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules),
     )
     return quiet_stdout(trainer), tokenizer

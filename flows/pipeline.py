@@ -21,7 +21,6 @@ complete checkpoint.
 """
 
 import hashlib
-import json
 import logging
 import os
 import time
@@ -36,7 +35,6 @@ from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
 from taskplan.config import config_dict, load_config
 from taskplan.errors import ConfigError
-from taskplan.io import atomic_write_json
 
 log = logging.getLogger("taskplan.flows")
 

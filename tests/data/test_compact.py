@@ -58,9 +58,9 @@ def test_spec_example_is_rewritten_line_per_object():
     assert compact_observation(SPEC_EXAMPLE) == """table1 is a table, on it: tomato1
 stove1 is a stove, on it: patty1
 board1 is a cutting board, has nothing on it
-tomato1 is a tomato, can be cut on a cutting board
-patty1 is a hamburger patty, can be cooked on a stove, is cooking
-robot1 is a robot, is at table1, is holding nothing
+tomato1 is at table1, is a tomato, can be cut on a cutting board
+patty1 is at stove1, is a hamburger patty, can be cooked on a stove, is cooking
+robot1 is at table1, is a robot, is holding nothing
 
 Valid Actions:
 Move robot1 from table1 to stove1

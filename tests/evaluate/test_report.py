@@ -38,7 +38,10 @@ def metrics_dir(tmp_path):
 def config(root) -> CompareConfig:
     return CompareConfig(eval_path=root / "metrics" / "eval.json", cross_task_dir=root / "metrics" / "cross_task",
                          cross_task_path=root / "metrics" / "cross_task.json", report_path=root / "reports" / "report.md",
-                         plots_dir=root / "plots" / "compare", verdict_path=root / "metrics" / "compare.json")
+                         plots_dir=root / "plots" / "compare", verdict_path=root / "metrics" / "compare.json",
+                         control_path=root / "metrics" / "eval_control.json",
+                         curves=(f"sft={root}/plots/sft/val_accuracy.csv", f"grpo={root}/plots/grpo/val_accuracy.csv"),
+                         training=(f"sft={root}/metrics/sft.json", f"grpo={root}/metrics/grpo.json"))
 
 
 def test_compare_writes_report_plots_and_csvs(metrics_dir):
@@ -52,10 +55,38 @@ def test_compare_writes_report_plots_and_csvs(metrics_dir):
         if f.suffix == ".png":
             assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = result.files[0].read_text()
-    assert "| grpo | 0.70 | 0.70 | 0.70 | 0.70 | 0.70 |" in report, "SR table row"
+    assert "| grpo | 0.70 [0.40, 0.89] | 0.70 [0.40, 0.89] | 0.70 [0.40, 0.89] | 0.70 [0.40, 0.89] | 0.70 |" \
+        in report, "SR table row with 95 % Wilson intervals"
     assert "](../plots/compare/sr.png)" in report, "plots are linked relative to the report"
     assert "SR@opt >= bound on 8 of 8" in report, "10 episodes cannot contradict 0.4 vs a 0.5 bound"
+    assert "greedy rollouts only" in report, "no sampled SR@opt in these metrics: the report says so"
     assert "**passed**" in report
+
+
+def test_report_adds_control_modes_training_and_sampled_bound_check(metrics_dir):
+    root = metrics_dir
+    doc = json.loads((root / "metrics" / "eval.json").read_text())
+    for m in doc["grpo"].values():
+        m.update(sr_opt_sampled=0.1, sr_opt_samples=50, bound=0.5)   # 5 of 50 under a 0.5 bound: contradicted
+    doc["grpo_constrained"] = {t: row(0.9, 10.0, 9.0) for t in TASKS}
+    (root / "metrics" / "eval.json").write_text(json.dumps(doc))
+    (root / "metrics" / "eval_control.json").write_text(json.dumps({"sft_control": {t: row(0.5, 12.0, 10.0)
+                                                                                    for t in TASKS}}))
+    for stage, accs in (("sft", [0.0, 0.5, 0.8]), ("grpo", [0.8, 0.85])):
+        (root / "plots" / stage).mkdir(parents=True)
+        lines = ["step,val_accuracy,train_seconds"] + [f"{i * 10},{a},{i * 30.0}" for i, a in enumerate(accs)]
+        (root / "plots" / stage / "val_accuracy.csv").write_text("\n".join(lines) + "\n")
+        (root / "metrics" / f"{stage}.json").write_text(json.dumps({"steps": 20, "wall_seconds": 60.0,
+                                                                   "val_accuracy": accs[-1]}))
+    result = run_compare(config(root))
+    report = result.files[0].read_text()
+    assert "| sft_control | 0.50 [0.24, 0.76] |" in report, "the control row joins the tables"
+    assert result.verdict["passed"] is True and result.verdict["baseline"] == "sft", "the verdict ignores the control"
+    assert "| grpo | 0.70 / 0.90 |" in report, "free vs constrained side by side"
+    assert "rollouts sampled at temperature 1" in report and "| grpo | burger | 0.500 |" in report
+    assert "| NO |" in report, "5 of 50 sampled episodes contradict a 0.5 bound"
+    assert "| grpo | 20 | 60 | - | 0.850 |" in report and "learning_curves.png" in report
+    assert (root / "plots" / "compare" / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_bound_check_is_a_binomial_test():
@@ -86,6 +117,7 @@ def test_verdict_compares_mean_sr(metrics_dir):
     assert judge(doc, "random", "expert")["passed"] is False
     zero = {"a": {"burger": row(0.0, 15.0, None)}, "b": {"burger": row(0.0, 15.0, None)}}
     assert judge(zero, "a", "b")["passed"] is False, "a candidate that never succeeds never passes"
+    assert judge({"a": doc["sft"], "b": doc["sft"]}, "a", "b")["passed"] is False, "a tie is not better"
     with pytest.raises(ConfigError, match="both"):
         CompareConfig(candidate="sft", baseline="sft")
 

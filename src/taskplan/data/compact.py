@@ -8,16 +8,16 @@ only the lines that the pile of each station already says, and strips the
 repeated subject name from the rest:
 
     Station table1:                         table1 is a table, on it: bread2 cheese1
-    table1 is a table                 ->
-    table1 has bread2                       (pile bottom-up; item_at, item_on, atop,
-    table1 has cheese1                       clear and the station's "has X" lines
-    table1 has bread2 directly on top of it  are all implied by it)
-    table1 has no players at it
+    table1 is a table                 ->    ...
+    table1 has bread2                       cheese1 is at table1, is a cheese slice
+    table1 has cheese1
+    table1 has bread2 directly on top of it (pile bottom-up: item_on, atop, clear and
+    table1 has no players at it              the station's "has X" lines are implied)
 
 A station's `is occupied by` / `has no players at it` lines are implied by the
 robot's `is at` line, which stays. Every other fact (kinds, flags, holding,
-containers, meals, added-to) is kept as it is, so nothing the agent could see is
-hidden: `tests/data/test_compact.py` checks that distinct observations of the
+containers, meals, added-to) is kept as it is, with an object's location first
+(`is at`, `is held by`), so nothing the agent could see is hidden: `tests/data/test_compact.py` checks that distinct observations of the
 trajectories never map to the same compact text. The valid actions and the goal
 are copied unchanged, so a reply is parsed against exactly the environment's
 action strings. Text that does not look like an observation is returned as is.
@@ -85,7 +85,14 @@ def _object_line(kind: str, name: str, facts: list[str], piles: dict[str, list[s
             kept.append("on it: " + " ".join(pile))
         return f"{name} " + ", ".join(kept)
     if kind == "Item" and piles is not None and any(name in p for p in piles.values()):
-        kept = [f for f in facts if not f.startswith(("is at ", "is directly on top of ", "is directly under "))
+        kept = [f for f in facts if not f.startswith(("is directly on top of ", "is directly under "))
                 and f != "has nothing above it"]
-        return f"{name} " + ", ".join(kept)
-    return f"{name} " + ", ".join(facts)
+        return f"{name} " + ", ".join(_where_first(kept))
+    return f"{name} " + ", ".join(_where_first(facts))
+
+
+def _where_first(facts: list[str]) -> list[str]:
+    """Where an object is goes right after its name (`patty1 is at stove3, ...`): then the name of the
+    station sits two tokens after the item's, the pattern a small model learns to copy from."""
+    where = [f for f in facts if f.startswith(("is at ", "is held by "))]
+    return where + [f for f in facts if f not in where]

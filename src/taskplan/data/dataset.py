@@ -7,7 +7,9 @@ One row per step of an expert trajectory, columns exactly COLUMNS:
 `prompt` (system + user messages, the prompt the agent sees at that state, with
 the previous *executed* action), `completion` (the expert answer as an assistant
 message), `answer` (the expert action a*(s), what the reward compares against),
-`valid_actions`, `task`, `seed`, `step`. Splits `train`/`validation` are drawn
+`valid_actions`, `task`, `seed`, `step`, `source` (which trajectory file the
+state comes from, `eps0.0`, `eps0.1`, ..., with `+feedback` on rows that follow
+a rejected reply; (task, seed, step, source) is unique). Splits `train`/`validation` are drawn
 BY SEED (a seed number goes to one split for every task), never by row.
 
 The stage refuses to write rows that `taskplan validate` has not passed: the
@@ -37,7 +39,7 @@ from taskplan.io import atomic_dir, atomic_write_json
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("prompt", "completion", "answer", "valid_actions", "task", "seed", "step")
+COLUMNS = ("prompt", "completion", "answer", "valid_actions", "task", "seed", "step", "source")
 SPLITS = ("train", "validation")
 # Action schema of an action text: the words before its first object name ("Pick up", "Do nothing" ...).
 _SCHEMAS = (("Move ", "move"), ("Pick up ", "pick_up"), ("Place ", "place"), ("Cook ", "cook"), ("Cut ", "cut"),
@@ -188,8 +190,8 @@ def feedback_rows(rows: list[dict], share: float, cfg: BuildDatasetConfig) -> li
             continue
         error = rejected_reply(r["answer"], r["valid_actions"], rng)
         obs = r["observation"]
-        out.append({**r, "prompt": build_messages(obs, prev_action=r["prev_action"], error=error,
-                                                  style=cfg.prompt_style)})
+        out.append({**r, "source": r["source"] + "+feedback",
+                    "prompt": build_messages(obs, prev_action=r["prev_action"], error=error, style=cfg.prompt_style)})
     return out
 
 
@@ -224,6 +226,7 @@ def _episode_rows(ep: dict, split: str, cfg: BuildDatasetConfig) -> list[dict]:
             "completion": [{"role": "assistant", "content": answer_text(st["expert_action"])}],
             "answer": st["expert_action"], "valid_actions": list(st["valid_actions"]),
             "task": ep["task"], "seed": ep["seed"], "step": st["step"], "split": split,
+            "source": f"eps{float(ep.get('eps', 0.0))}",
             "observation": st["observation"], "prev_action": prev})
         prev = st["action"]
     return rows
@@ -245,7 +248,7 @@ def save_rows(rows: list[dict], out_dir: Path) -> None:
     features = datasets.Features({
         "prompt": msg, "completion": msg, "answer": datasets.Value("string"),
         "valid_actions": datasets.List(datasets.Value("string")), "task": datasets.Value("string"),
-        "seed": datasets.Value("int64"), "step": datasets.Value("int64")})
+        "seed": datasets.Value("int64"), "step": datasets.Value("int64"), "source": datasets.Value("string")})
     splits = {}
     for split in SPLITS:
         part = [r for r in rows if r["split"] == split]

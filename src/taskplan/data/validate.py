@@ -45,7 +45,7 @@ TRAJECTORY_DERIVED = ("eps_matches_file", "step_in_sequence", "goal_matches_task
                       "action_valid", "noise_only_if_eps", "noise_flag_consistent", "observation_matches_replay",
                       "valid_actions_match_replay", "episode_reaches_goal", "episode_length_ok", "prompt_actions")
 DATASET_TYPES = {"prompt": "list", "completion": "list", "answer": "str", "valid_actions": "list", "task": "str",
-                 "seed": "int", "step": "int", "split": "str"}
+                 "seed": "int", "step": "int", "source": "str", "split": "str"}
 DATASET_DERIVED = ("prompt_well_formed", "completion_matches_answer", "answer_valid", "seed_splits", "prompt_answers")
 
 
@@ -303,8 +303,8 @@ def dataset_checks(held_out: list[int]) -> list[Check]:
         _task_check(),
         Check("seed_held_out", "the seed is not a held-out evaluation seed", "ExpectColumnValuesToNotBeInSet",
               {"column": "seed", "value_set": held_out}),
-        Check("row_unique", "each (task, seed, step) appears once", "ExpectCompoundColumnsToBeUnique",
-              {"column_list": ["task", "seed", "step"]}),
+        Check("row_unique", "each (task, seed, step, source) appears once", "ExpectCompoundColumnsToBeUnique",
+              {"column_list": ["task", "seed", "step", "source"]}),
         _true("prompt_well_formed", "the prompt is a system message then a user message, both with text",
               ("prompt",)),
         _true("completion_matches_answer", "the completion is the assistant message 'Action: <answer>'",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 from dataclasses import dataclass
 
 from taskplan.data.prompts import answer_text, build_messages
@@ -119,3 +120,24 @@ def _mean_by_task(records: Sequence[BoundRecord], value: Callable[[BoundRecord],
     for rec in records:
         by_task.setdefault(rec.task, []).append(value(rec))
     return {task: sum(v) / len(v) for task, v in by_task.items()}
+
+
+def sampled_sr_opt(make_sampler: Callable[[int], Any], specs: Sequence[EpisodeSpec],
+                   plans: Mapping[str, Sequence[str]], settings: RolloutSettings, samples: int,
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, tuple[int, int]]:
+    """What the bound is a bound on: the share of episodes that the policy, sampled at temperature 1,
+    finishes in exactly the instance's optimum. `samples` rollouts per instance, each with its own
+    sampling seed (`make_sampler(k)` builds the k-th sampler), capped at the optimum (a longer episode
+    cannot count); invalid replies cost no step, as in every rollout. Returns {task: (successes, episodes)}."""
+    from taskplan.evaluate.rollout import run_episodes
+
+    capped = [EpisodeSpec(s.task, s.seed, len(plans[s.key])) for s in specs]
+    out: dict[str, list[int]] = {}
+    for k in range(samples):
+        for ep in run_episodes(make_sampler(k), capped, settings):
+            wins = out.setdefault(ep.task, [0, 0])
+            wins[0] += int(ep.success)
+            wins[1] += 1
+        if progress is not None:
+            progress(k + 1, samples)
+    return {task: (w, n) for task, (w, n) in out.items()}

@@ -82,6 +82,16 @@ def add_bounds(table: dict[str, dict[str, Any]], bounds: Mapping[str, float | No
     return table
 
 
+def add_sampled_sr_opt(table: dict[str, dict[str, Any]], counts: Mapping[str, tuple[int, int]]) -> dict:
+    """Put each task's sampled SR@opt (share of temperature-1 rollouts finishing in the optimum) and its
+    number of rollouts into its metrics (in place; returns the table)."""
+    for task, row in table.items():
+        if task in counts and counts[task][1]:
+            wins, n = counts[task]
+            row["sr_opt_sampled"], row["sr_opt_samples"] = _r(wins / n), n
+    return table
+
+
 def flat_metrics(doc: Mapping[str, Mapping[str, Mapping[str, Any]]], prefix: str = "eval") -> dict[str, float]:
     """`{policy: {task: metrics}}` -> `{"<prefix>/<policy>/<task>/<key>": value}` (numbers only)."""
     out = {}

@@ -18,6 +18,13 @@ Four kinds, chosen by a spec string `name[=target]` (see `make_policy`):
   left padding, greedy when temperature is 0, sampled otherwise.
 - `NAME=http(s)://HOST[:PORT][/v1]`: any OpenAI-compatible chat endpoint
   (POST /v1/chat/completions), turns sent concurrently.
+
+Evaluation modes of a model policy: `free` (the paper's protocol: generated
+text, parsed by the environment's parser) and `constrained`
+(`ConstrainedPolicy`: the valid action whose reply `Action: <a>` the model
+itself finds most likely; one forward of the prompt, then one batched forward
+of all candidates on its cached keys and values). Constrained replies are
+always valid, so the mode separates "knows what to do" from "can write it".
 """
 
 from __future__ import annotations
@@ -223,6 +230,13 @@ class HFPolicy:
     def act(self, turns: Sequence[Turn]) -> list[str]:
         return self.generate([self.prompt_text(t.messages) for t in turns])
 
+    def sampler(self, seed: int, temperature: float = 1.0) -> "HFPolicy":
+        """The same weights sampled at `temperature` (the policy the product bound is about)."""
+        import dataclasses
+
+        options = dataclasses.replace(self.options, temperature=temperature, top_p=1.0, seed=seed)
+        return HFPolicy(self.model, self.tokenizer, name=self.name, options=options)
+
     def prompt_text(self, messages: list[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
@@ -281,6 +295,38 @@ class HFPolicy:
                 out[i] = float(logp[row, keep - n:keep].gather(-1, target[:, None]).sum())
         return out
 
+    def action_logprobs(self, messages: list[dict[str, str]], actions: Sequence[str]) -> list[float]:
+        """log p(`Action: <a>` + stop token | prompt) for every candidate action: the prompt is run once,
+        and its key/value cache is shared by one batched forward over the candidates."""
+        import torch
+
+        tok = self.tokenizer
+        prompt = tok(self.prompt_text(messages), add_special_tokens=False, return_tensors="pt")["input_ids"]
+        stop = [self.stop_id] if self.stop_id is not None else []
+        cands = [tok(answer_text(a), add_special_tokens=False)["input_ids"] + stop for a in actions]
+        n, width = len(cands), max(len(c) for c in cands)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        ids = torch.full((n, width), pad, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for i, c in enumerate(cands):
+            ids[i, :len(c)], mask[i, :len(c)] = torch.tensor(c), 1
+        p_len = prompt.shape[1]
+        with torch.inference_mode():
+            out = self.model(input_ids=prompt.to(self.device), use_cache=True)
+            first = torch.log_softmax(out.logits[0, -1].float(), dim=-1).cpu()
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(n)
+            attention = torch.cat([torch.ones((n, p_len), dtype=torch.long), mask], dim=1)
+            positions = (p_len + torch.arange(width)).expand(n, width)
+            rest = self.model(input_ids=ids.to(self.device), attention_mask=attention.to(self.device),
+                              position_ids=positions.to(self.device), past_key_values=cache).logits
+            logp = torch.log_softmax(rest.float(), dim=-1).cpu()
+        scores = []
+        for i, c in enumerate(cands):   # token j+1 of a candidate is predicted at its position j
+            tail = logp[i, :len(c) - 1].gather(-1, torch.tensor(c[1:])[:, None]).sum() if len(c) > 1 else 0.0
+            scores.append(float(first[c[0]] + tail))
+        return scores
+
     def _generation_config(self) -> Any:
         import copy
 
@@ -298,6 +344,31 @@ class HFPolicy:
         if gen.eos_token_id is None:
             gen.eos_token_id = self.stop_id
         return gen
+
+
+class ConstrainedPolicy:
+    """Constrained decoding: the valid action the model's own likelihood ranks first (ties: list order)."""
+
+    def __init__(self, model: HFPolicy, name: str | None = None):
+        self.inner, self.name = model, name or f"{model.name}_constrained"
+
+    @property
+    def model(self) -> Any:   # _release frees it through this attribute
+        return self.inner.model
+
+    @model.setter
+    def model(self, value: Any) -> None:
+        self.inner.model = value
+
+    def act(self, turns: Sequence[Turn]) -> list[str]:
+        out = []
+        for turn in turns:
+            if not turn.valid_actions:
+                out.append("Action: Finish")
+                continue
+            scores = self.inner.action_logprobs(turn.messages, turn.valid_actions)
+            out.append(answer_text(turn.valid_actions[max(range(len(scores)), key=scores.__getitem__)]))
+        return out
 
 
 class ChatEndpointPolicy:

@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from taskplan.errors import ConfigError, ModelNotFoundError
-from taskplan.evaluate.bound import expert_bounds, mean_bound_by_task, mean_log10_bound_by_task, optimal_plans
-from taskplan.evaluate.metrics import add_bounds, flat_metrics, task_table
-from taskplan.evaluate.policies import (Policy, PolicyOptions, Scorer, make_policy, parse_policy_spec,
-                                        policy_kind)
+from taskplan.evaluate.bound import (expert_bounds, mean_bound_by_task, mean_log10_bound_by_task, optimal_plans,
+                                     sampled_sr_opt)
+from taskplan.evaluate.metrics import add_bounds, add_sampled_sr_opt, flat_metrics, task_table
+from taskplan.evaluate.policies import (ConstrainedPolicy, HFPolicy, Policy, PolicyOptions, Scorer, make_policy,
+                                        parse_policy_spec, policy_kind)
 from taskplan.evaluate.rollout import (Episode, EpisodeSpec, Progress, RolloutSettings, run_episodes,
                                        write_transcripts)
 from taskplan.io import atomic_write_json, atomic_write_jsonl
@@ -60,6 +61,8 @@ class EvaluateConfig:
     dtype: str = "auto"                  # auto | float32 | bfloat16 | float16
     cpu_threads: int = 0                 # torch intra-op threads (0 = torch's default; 1 wins on a busy CPU)
     bound: bool = True                   # product bound for model policies (teacher-forced expert replies)
+    opt_samples: int = 5                 # sampled rollouts (temperature 1) per instance for SR@opt vs bound
+    constrained: tuple[str, ...] = ()    # model policies also evaluated with constrained decoding
     endpoint_model: str = ""             # "model" sent to chat endpoints ("" = the policy name)
     endpoint_concurrency: int = 8        # requests in flight to a chat endpoint
     endpoint_timeout: float = 60.0       # seconds per endpoint request
@@ -78,6 +81,12 @@ class EvaluateConfig:
         if dup:
             raise ConfigError(f"evaluate.policies names {', '.join(dup)} twice; give each policy its own name")
         _check_common(self, "evaluate")
+        unknown = [c for c in self.constrained if c not in names]
+        if unknown:
+            raise ConfigError(f"evaluate.constrained names {', '.join(unknown)}, which evaluate.policies does not "
+                              f"list; use some of: {', '.join(names)}")
+        if self.opt_samples < 0:
+            raise ConfigError(f"evaluate.opt_samples={self.opt_samples}: use 0 (off) or a number of samples")
 
     @property
     def settings(self) -> RolloutSettings:
@@ -177,18 +186,27 @@ def run_evaluate(cfg: EvaluateConfig, progress: Progress | None = None) -> Evalu
     files: list[Path] = []
     for n, spec in enumerate(cfg.policies):
         policy = make_policy(spec, cfg.options)
+        runs: list[tuple[Policy, bool]] = [(policy, cfg.bound)]
+        if policy.name in cfg.constrained and isinstance(policy, HFPolicy):
+            runs.append((ConstrainedPolicy(policy), False))   # same weights, no second load
         try:
-            ev = evaluate_policy(policy, specs, cfg.settings, plans, bound=cfg.bound,
-                                 progress=_offset(progress, n * len(specs), len(cfg.policies) * len(specs)))
+            for mode, bound in runs:
+                ev = evaluate_policy(mode, specs, cfg.settings, plans, bound=bound,
+                                     progress=_offset(progress, n * len(specs), len(cfg.policies) * len(specs)))
+                if bound and cfg.opt_samples and isinstance(mode, HFPolicy):
+                    add_sampled_sr_opt(ev.table, sampled_sr_opt(lambda k, m=mode: m.sampler(cfg.seed + 1 + k),
+                                                                specs, plans, cfg.settings, cfg.opt_samples))
+                for row in ev.table.values():   # which prompt produced the number (the report says it)
+                    row["prompt_style"] = cfg.prompt_style
+                doc[mode.name] = ev.table
+                files.append(cfg.outputs_dir / f"{mode.name}.jsonl")
+                write_transcripts(files[-1], ev.episodes)
+                if ev.bounds:
+                    files.append(cfg.outputs_dir / f"{mode.name}.bound.jsonl")
+                    atomic_write_jsonl(files[-1], (b.to_json() for b in ev.bounds))
+                log.info("evaluated %s: %s", mode.name, _sr_line({mode.name: ev.table}))
         finally:
             _release(policy)
-        doc[policy.name] = ev.table
-        files.append(cfg.outputs_dir / f"{policy.name}.jsonl")
-        write_transcripts(files[-1], ev.episodes)
-        if ev.bounds:
-            files.append(cfg.outputs_dir / f"{policy.name}.bound.jsonl")
-            atomic_write_jsonl(files[-1], (b.to_json() for b in ev.bounds))
-        log.info("evaluated %s: %s", policy.name, _sr_line({policy.name: ev.table}))
     atomic_write_json(cfg.out_path, doc)
     return EvaluateResult(doc, cfg.out_path, (cfg.out_path, *files), time.perf_counter() - start)
 

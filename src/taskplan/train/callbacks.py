@@ -83,24 +83,29 @@ class ValAccuracyCallback(TrainerCallback):
         start = time.perf_counter()
         acc = greedy_accuracy(model, self.tokenizer, self.rows, self.batch_size, self.max_new_tokens)
         seconds = time.perf_counter() - start
-        state.log_history.append({"val_accuracy": acc, "val_seconds": round(seconds, 3), "step": state.global_step})
+        trained = next((e["train_seconds"] for e in reversed(state.log_history) if "train_seconds" in e), 0.0)
+        state.log_history.append({"val_accuracy": acc, "val_seconds": round(seconds, 3), "train_seconds": trained,
+                                  "step": state.global_step})
         log.info("step %d: single-turn val accuracy %.3f on %d rows (%.1f s)", state.global_step, acc,
                  len(self.rows), seconds)
 
 
 class ThroughputCallback(TrainerCallback):
-    """Adds `tokens_per_second` and `step_seconds` to each training log entry (time spent in steps only,
-    so validation decoding is not counted). Register it before `ValAccuracyCallback`."""
+    """Adds `tokens_per_second`, `step_seconds` and `train_seconds` (time in training steps since step 0,
+    across resumes: the x axis of the learning curves) to each training log entry. Time spent in steps
+    only, so validation decoding is not counted. Register it before `ValAccuracyCallback`."""
 
     def __init__(self) -> None:
         self._step_start = 0.0
         self._busy = 0.0
+        self._total = 0.0
         self._last_tokens: float | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         # A fresh run counts tokens from 0; after a resume the first count has no reference
         # (SFT's counter restarts, GRPO's continues), so that first entry gets no rate.
         self._last_tokens = 0.0 if state.global_step == 0 else None
+        self._total = next((e["train_seconds"] for e in reversed(state.log_history) if "train_seconds" in e), 0.0)
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._step_start = time.perf_counter()
@@ -117,6 +122,8 @@ class ThroughputCallback(TrainerCallback):
         if delta is not None:
             entry["tokens_per_second"] = round(delta / self._busy, 2)
         entry["step_seconds"] = round(self._busy, 4)
+        self._total += self._busy
+        entry["train_seconds"] = round(self._total, 3)
         self._last_tokens, self._busy = tokens, 0.0
 
 

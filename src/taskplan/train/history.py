@@ -36,15 +36,16 @@ RENAMES = {
     "completions/clipped_ratio": "clipped_ratio",
     "tokens_per_second": "tokens_per_second",
     "step_seconds": "step_seconds",
+    "train_seconds": "train_seconds",
     "val_accuracy": "val_accuracy",
     "val_seconds": "val_seconds",
 }
 SUMMARY_KEYS = ("train_runtime", "train_loss", "train_samples_per_second", "train_steps_per_second")
 
-SFT_PLOTS = {"loss.csv": ("loss", "token_accuracy"), "val_accuracy.csv": ("val_accuracy",),
+SFT_PLOTS = {"loss.csv": ("loss", "token_accuracy"), "val_accuracy.csv": ("val_accuracy", "train_seconds"),
              "throughput.csv": ("tokens_per_second",)}
 GRPO_PLOTS = {"reward.csv": ("reward_mean", "reward_std", "exact_match", "format"), "loss.csv": ("loss",),
-              "kl.csv": ("kl",), "val_accuracy.csv": ("val_accuracy",), "throughput.csv": ("tokens_per_second",)}
+              "kl.csv": ("kl",), "val_accuracy.csv": ("val_accuracy", "train_seconds"), "throughput.csv": ("tokens_per_second",)}
 
 
 def step_history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:

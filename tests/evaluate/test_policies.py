@@ -144,3 +144,20 @@ def test_model_policy_scores_completions_like_a_plain_forward(tiny_policy):
         want = sum(float(logp[len(p) - 1 + i, tok_id]) for i, tok_id in enumerate(comp))
         assert got == pytest.approx(want, abs=1e-3), "left padding must not change the score"
         assert got < 0 and math.isfinite(got)
+
+
+def test_constrained_scores_equal_teacher_forcing_and_pick_the_most_likely_valid_action(tiny_policy):
+    from taskplan.evaluate.policies import ConstrainedPolicy
+
+    turn = turn_of("burger", 42)
+    actions = list(turn.valid_actions)
+    cached = tiny_policy.action_logprobs(turn.messages, actions)
+    forced = tiny_policy.completion_logprobs([turn.messages] * len(actions), [answer_text(a) for a in actions])
+    assert cached == pytest.approx(forced, abs=1e-3), "one prompt pass + cached candidates = full teacher forcing"
+    constrained = ConstrainedPolicy(tiny_policy)
+    reply = constrained.act([turn])[0]
+    best = actions[max(range(len(cached)), key=cached.__getitem__)]
+    assert reply.endswith(answer_text(best)) and constrained.name == "tiny_constrained"
+    # the untrained tiny model rarely writes a valid action; the constrained mode always does
+    turns = [turn_of("burger", 42), turn_of("cheeseburger", 84)]
+    assert all(r.split("Action: ")[-1] in t.valid_actions for r, t in zip(constrained.act(turns), turns))

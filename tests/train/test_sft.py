@@ -66,3 +66,22 @@ def test_lora_sft_ships_merged_weights(tiny_model_dir, tiny_rows_dir, stage_path
     assert set(after) == set(before)
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert changed and all("proj" in k for k in changed), "only LoRA-targeted linear layers may change"
+
+
+@pytest.mark.smoke
+def test_time_budget_from_a_metrics_file_stops_training_early(tiny_model_dir, tiny_rows_dir, stage_paths, tmp_path):
+    # given a budget of a tiny fraction of a second of training steps, read from another stage's metrics
+    (tmp_path / "grpo.json").write_text(json.dumps({"train_seconds": 1e-6}))
+    cfg = SftConfig(model_dir=str(tiny_model_dir), dataset_dir=tiny_rows_dir, **stage_paths, max_steps=50,
+                    batch_size=2, learning_rate=1e-2, val_rows=1, val_max_new_tokens=2, eval_every=0,
+                    seconds_from=tmp_path / "grpo.json")
+    result = run_sft(cfg)
+    # then it stops after the first logged step, still measures its final weights, and records the time
+    assert result.metrics["steps"] == 1
+    assert [r["step"] for r in result.history if "val_accuracy" in r] == [0, 1]
+    assert result.metrics["train_seconds"] > 0
+    (tmp_path / "grpo.json").write_text(json.dumps({"steps": 3}))
+    with pytest.raises(ConfigError, match="train_seconds"):
+        run_sft(cfg)
+    with pytest.raises(ConfigError, match="not both"):
+        SftConfig(max_seconds=5.0, seconds_from=tmp_path / "grpo.json")

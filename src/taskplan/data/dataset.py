@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 from taskplan.data.prompts import answer_text, build_messages
+from taskplan.data.reasoning import episode_reasonings
 from taskplan.data.trajectories import file_sha256, trajectory_file_name
 from taskplan.errors import ConfigError, DatasetError
 from taskplan.io import atomic_dir, atomic_write_json
@@ -60,6 +61,7 @@ class BuildDatasetConfig:
     tasks: tuple[str, ...] = ()                               # keep only these tasks' episodes (); all
     noise_levels: tuple[float, ...] = ()                      # also train rows from these noisy files
     error_feedback: float = 0.0                               # share of train rows repeated after a rejected reply
+    reasoning: bool = False                                   # expert reply "Reasoning: next: <subgoal>\nAction: ..."
     seed: int = 42                                            # common.seed: draws the validation seeds
 
     def __post_init__(self) -> None:
@@ -86,7 +88,7 @@ class BuildDatasetConfig:
         """The parameters that decide the rows (the validation report records them)."""
         return {"eps": self.eps, "validation_fraction": self.validation_fraction,
                 "prompt_style": self.prompt_style, "seed": self.seed, "noise_levels": list(self.noise_levels),
-                "error_feedback": self.error_feedback}
+                "error_feedback": self.error_feedback, "reasoning": self.reasoning}
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +179,7 @@ def build_rows(episodes: list[dict], cfg: BuildDatasetConfig, noisy: list[list[d
     if cfg.error_feedback > 0:
         rows += feedback_rows([r for r in rows if r["split"] == "train"], cfg.error_feedback, cfg)
     for r in rows:   # what the feedback rows were made from; not a column
-        del r["observation"], r["prev_action"]
+        del r["observation"], r["prev_action"], r["prev_reasoning"]
     return rows
 
 
@@ -191,7 +193,8 @@ def feedback_rows(rows: list[dict], share: float, cfg: BuildDatasetConfig) -> li
         error = rejected_reply(r["answer"], r["valid_actions"], rng)
         obs = r["observation"]
         out.append({**r, "source": r["source"] + "+feedback",
-                    "prompt": build_messages(obs, prev_action=r["prev_action"], error=error, style=cfg.prompt_style)})
+                    "prompt": build_messages(obs, prev_action=r["prev_action"], prev_reasoning=r["prev_reasoning"],
+                                             error=error, style=cfg.prompt_style)})
     return out
 
 
@@ -219,16 +222,20 @@ def rejected_reply(answer: str, valid_actions: list[str], rng: random.Random) ->
 
 
 def _episode_rows(ep: dict, split: str, cfg: BuildDatasetConfig) -> list[dict]:
-    rows, prev = [], None
-    for st in ep["steps"]:
+    """One row per step. With reasoning, the previous turn's reasoning in the prompt is the expert's at that
+    step, also after a noise step (an agent that meant well and did something else)."""
+    reasons = episode_reasonings(ep) if cfg.reasoning else [None] * len(ep["steps"])
+    rows, prev, prev_reason = [], None, None
+    for st, reason in zip(ep["steps"], reasons):
         rows.append({
-            "prompt": build_messages(st["observation"], prev_action=prev, style=cfg.prompt_style),
-            "completion": [{"role": "assistant", "content": answer_text(st["expert_action"])}],
+            "prompt": build_messages(st["observation"], prev_action=prev, prev_reasoning=prev_reason,
+                                     style=cfg.prompt_style),
+            "completion": [{"role": "assistant", "content": answer_text(st["expert_action"], reason)}],
             "answer": st["expert_action"], "valid_actions": list(st["valid_actions"]),
             "task": ep["task"], "seed": ep["seed"], "step": st["step"], "split": split,
             "source": f"eps{float(ep.get('eps', 0.0))}",
-            "observation": st["observation"], "prev_action": prev})
-        prev = st["action"]
+            "observation": st["observation"], "prev_action": prev, "prev_reasoning": prev_reason})
+        prev, prev_reason = st["action"], reason
     return rows
 
 

@@ -55,6 +55,6 @@ def build_messages(observation: str, prev_action: str | None = None, prev_reason
             {"role": "user", "content": user_message(observation, prev_action, prev_reasoning, error, style)}]
 
 
-def answer_text(action: str) -> str:
-    """The target reply for an expert action."""
-    return f"Action: {action}"
+def answer_text(action: str, reasoning: str | None = None) -> str:
+    """The target reply for an expert action, with the expert's reasoning line first when given."""
+    return f"Action: {action}" if not reasoning else f"Reasoning: {reasoning}\nAction: {action}"

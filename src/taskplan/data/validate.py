@@ -307,7 +307,7 @@ def dataset_checks(held_out: list[int]) -> list[Check]:
               {"column_list": ["task", "seed", "step", "source"]}),
         _true("prompt_well_formed", "the prompt is a system message then a user message, both with text",
               ("prompt",)),
-        _true("completion_matches_answer", "the completion is the assistant message 'Action: <answer>'",
+        _true("completion_matches_answer", "the completion is the assistant message '[Reasoning: ...\\n]Action: <answer>'",
               ("completion", "answer")),
         _true("answer_valid", "the answer is one of the valid actions", ("answer",)),
         Check("seed_in_one_split", "every seed is in one split only (split by seed, never by row)",
@@ -315,6 +315,17 @@ def dataset_checks(held_out: list[int]) -> list[Check]:
         Check("prompt_consistent", "the same prompt always has the same answer (the reward would contradict "
               "itself)", "ExpectColumnValuesToBeInSet", {"column": "prompt_answers", "value_set": [1]}, ("answer",)),
     ]
+
+
+def _completion_matches(completion: Any, answer: str) -> bool:
+    """One assistant message: `Action: <answer>`, or a `Reasoning: ...` line and then it."""
+    if not (isinstance(completion, list) and len(completion) == 1 and isinstance(completion[0], dict)):
+        return False
+    content = completion[0].get("content")
+    if completion[0].get("role") != "assistant" or not isinstance(content, str):
+        return False
+    return content == answer_text(answer) or (content.startswith("Reasoning: ") and
+                                              content.endswith("\n" + answer_text(answer)) and content.count("\n") == 1)
 
 
 def dataset_frame(rows: list[dict]) -> Any:
@@ -326,9 +337,8 @@ def dataset_frame(rows: list[dict]) -> Any:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in cols})
     frame = pd.DataFrame(rows, dtype=object)
     frame["prompt_well_formed"] = [_well_formed(r.get("prompt")) for r in rows]
-    frame["completion_matches_answer"] = [
-        r.get("completion") == [{"role": "assistant", "content": answer_text(r["answer"])}]
-        if isinstance(r.get("answer"), str) else None for r in rows]
+    frame["completion_matches_answer"] = [_completion_matches(r.get("completion"), r["answer"])
+                                          if isinstance(r.get("answer"), str) else None for r in rows]
     frame["answer_valid"] = [r.get("answer") in r["valid_actions"] if isinstance(r.get("valid_actions"), list)
                              else None for r in rows]
     splits: dict[Any, set] = defaultdict(set)

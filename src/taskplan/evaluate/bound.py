@@ -7,8 +7,9 @@
 Along the expert trajectory s*_0, a*_0, s*_1, ... of an instance, the policy is
 shown exactly the prompt a rollout would show it there (same prompt style, the
 previous expert action as history) and scored, teacher-forced, on the exact
-expert reply `answer_text(a*_t)` followed by its stop token. Any other way of
-producing the same action (extra reasoning, other spacing) is not counted, and
+expert reply `answer_text(a*_t)` (with the expert's reasoning line when the
+policy was trained on it) followed by its stop token. Any other way of
+producing the same action (other reasoning, other spacing) is not counted, and
 re-prompts after an invalid reply only add chances, so the product is a lower
 bound on the probability that the policy, sampled at temperature 1, finishes
 the instance in its minimal number of steps (`sr_opt` in the metrics).
@@ -23,6 +24,7 @@ from typing import Any
 from dataclasses import dataclass
 
 from taskplan.data.prompts import answer_text, build_messages
+from taskplan.data.reasoning import reasoning_text, subgoal_steps
 from taskplan.evaluate.policies import Scorer
 from taskplan.evaluate.rollout import EpisodeSpec, RolloutSettings
 from taskplan.kitchen.env import KitchenEnv
@@ -71,15 +73,16 @@ def expert_turns(spec: EpisodeSpec, plan: Sequence[str],
     """(prompt messages, expert reply) at each state of the expert trajectory."""
     env = KitchenEnv.from_spec(spec.task, seed=spec.seed)
     env.reset()
-    out, prev = [], None
-    for action in plan:
-        messages = build_messages(env.observation(), prev if settings.history else None, None, None,
-                                  settings.prompt_style)
-        out.append((messages, answer_text(action)))
+    reasons = ([reasoning_text(g) for g in subgoal_steps(plan)] if settings.reasoning else [None] * len(plan))
+    out, prev, prev_reason = [], None, None
+    for action, reason in zip(plan, reasons):
+        messages = build_messages(env.observation(), prev if settings.history else None,
+                                  prev_reason if settings.history else None, None, settings.prompt_style)
+        out.append((messages, answer_text(action, reason)))
         result = env.step(action)
         if not result.valid:
             raise RuntimeError(f"expert plan of {spec.key} has an invalid action {action!r} (planner bug)")
-        prev = action
+        prev, prev_reason = action, reason
     return out
 
 

@@ -295,13 +295,14 @@ class HFPolicy:
                 out[i] = float(logp[row, keep - n:keep].gather(-1, target[:, None]).sum())
         return out
 
-    def action_logprobs(self, messages: list[dict[str, str]], actions: Sequence[str]) -> list[float]:
-        """log p(`Action: <a>` + stop token | prompt) for every candidate action: the prompt is run once,
-        and its key/value cache is shared by one batched forward over the candidates."""
+    def action_logprobs(self, messages: list[dict[str, str]], actions: Sequence[str], prefix: str = "") -> list[float]:
+        """log p(`Action: <a>` + stop token | prompt + prefix) for every candidate action: the prompt (and the
+        reply's own reasoning, `prefix`) is run once, and its key/value cache is shared by one batched forward
+        over the candidates."""
         import torch
 
         tok = self.tokenizer
-        prompt = tok(self.prompt_text(messages), add_special_tokens=False, return_tensors="pt")["input_ids"]
+        prompt = tok(self.prompt_text(messages) + prefix, add_special_tokens=False, return_tensors="pt")["input_ids"]
         stop = [self.stop_id] if self.stop_id is not None else []
         cands = [tok(answer_text(a), add_special_tokens=False)["input_ids"] + stop for a in actions]
         n, width = len(cands), max(len(c) for c in cands)
@@ -347,7 +348,10 @@ class HFPolicy:
 
 
 class ConstrainedPolicy:
-    """Constrained decoding: the valid action the model's own likelihood ranks first (ties: list order)."""
+    """Constrained decoding: the valid action the model's own likelihood ranks first (ties: list order).
+
+    A model trained to reason first writes its reasoning greedily (the free reply up to its `Action:`
+    line); the candidates are then scored after that reasoning, so both modes see the same thought."""
 
     def __init__(self, model: HFPolicy, name: str | None = None):
         self.inner, self.name = model, name or f"{model.name}_constrained"
@@ -361,13 +365,16 @@ class ConstrainedPolicy:
         self.inner.model = value
 
     def act(self, turns: Sequence[Turn]) -> list[str]:
+        free = self.inner.act(turns)
         out = []
-        for turn in turns:
+        for turn, reply in zip(turns, free):
             if not turn.valid_actions:
                 out.append("Action: Finish")
                 continue
-            scores = self.inner.action_logprobs(turn.messages, turn.valid_actions)
-            out.append(answer_text(turn.valid_actions[max(range(len(scores)), key=scores.__getitem__)]))
+            cut = reply.rfind("Action:")
+            prefix = reply[:cut] if cut > 0 and reply[:cut].endswith("\n") else ""
+            scores = self.inner.action_logprobs(turn.messages, turn.valid_actions, prefix)
+            out.append(prefix + answer_text(turn.valid_actions[max(range(len(scores)), key=scores.__getitem__)]))
         return out
 
 

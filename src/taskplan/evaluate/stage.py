@@ -50,7 +50,8 @@ class EvaluateConfig:
     seeds: tuple[int, ...] = ()          # empty: the suite's eval_seeds (no suite: 42, 84, ..., 420)
     suite: Path | None = Path("data/suite.json")  # frozen evaluation suite (tasks and seeds)
     history: bool = True                 # previous action (+ reasoning) in the prompt, as in training rows
-    prompt_style: str = "full"           # system prompt: full | short (match build_dataset.prompt_style)
+    prompt_style: str = "full"           # full | short | compact (match build_dataset.prompt_style)
+    reasoning: bool = False              # expert replies with reasoning, for the bound (match build_dataset)
     max_retries: int = 5                 # invalid replies in a row that exhaust a turn (spec 9)
     max_exhausted: int = 3               # exhausted turns that fail the episode (spec 9)
     batch_size: int = 64                 # episodes advanced together = generation batch (1: one at a time)
@@ -91,7 +92,7 @@ class EvaluateConfig:
     @property
     def settings(self) -> RolloutSettings:
         return RolloutSettings(self.history, self.prompt_style, self.max_retries, self.max_exhausted,
-                               self.batch_size, self.keep_prompts)
+                               self.batch_size, self.keep_prompts, self.reasoning)
 
     @property
     def options(self) -> PolicyOptions:

@@ -77,6 +77,12 @@ class ValAccuracyCallback(TrainerCallback):
         if (self.every > 0 and step % self.every == 0) or step >= state.max_steps:
             self._evaluate(state, model)
 
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        # a run stopped early (time budget) still ends with a measurement of its final weights
+        done = [e["step"] for e in state.log_history if "val_accuracy" in e]
+        if not done or done[-1] != state.global_step:
+            self._evaluate(state, model)
+
     def _evaluate(self, state, model) -> None:
         if not state.is_world_process_zero or len(self.rows) == 0:
             return
@@ -125,6 +131,22 @@ class ThroughputCallback(TrainerCallback):
         self._total += self._busy
         entry["train_seconds"] = round(self._total, 3)
         self._last_tokens, self._busy = tokens, 0.0
+
+
+class TimeBudgetCallback(TrainerCallback):
+    """Stops training (with a final checkpoint) once `seconds` of training steps have run: the SFT control
+    row trains for the wall-clock that GRPO took. Register it after ThroughputCallback."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        spent = next((e["train_seconds"] for e in reversed(state.log_history) if "train_seconds" in e), 0.0)
+        if spent >= self.seconds:
+            log.info("time budget of %.0f s of training reached at step %d; stopping", self.seconds,
+                     state.global_step)
+            control.should_training_stop = True
+            control.should_save = True
 
 
 class LogLineCallback(TrainerCallback):

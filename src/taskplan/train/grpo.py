@@ -208,6 +208,7 @@ def _finish(cfg: GrpoConfig, state: Any, seconds: float) -> GrpoResult:
         "val_accuracy": last_value(history, "val_accuracy"),
         "tokens_per_second": mean_value(history, "tokens_per_second"),
         "step_seconds": mean_value(history, "step_seconds"),
+        "train_seconds": last_value(history, "train_seconds"),   # the SFT control row's time budget
     }
     metrics = {k: v for k, v in metrics.items() if v is not None}
     atomic_write_json(cfg.metrics_path, metrics)

@@ -58,6 +58,8 @@ class SftConfig:
     val_batch_size: int = 32
     val_max_new_tokens: int = 24
     eval_every: int = 250                       # also measure every N steps (0: only before and after)
+    max_seconds: float = 0.0                    # stop after this many seconds of training steps (0: no limit)
+    seconds_from: Path | None = None            # ... or as many as `train_seconds` in this metrics JSON
     seed: int = 42                              # filled from common.seed
 
     def __post_init__(self) -> None:
@@ -76,6 +78,23 @@ class SftConfig:
             raise ConfigError(f"sft.max_length={self.max_length}: prompts reach ~550 domain tokens; use 1024 or more")
         if self.lora_r < 0:
             raise ConfigError(f"sft.lora_r={self.lora_r} must be 0 (off) or a positive rank")
+        if self.max_seconds < 0 or (self.max_seconds and self.seconds_from is not None):
+            raise ConfigError(f"sft.max_seconds={self.max_seconds}: give a positive budget or seconds_from, not both")
+
+    def time_budget(self) -> float:
+        """Seconds of training steps allowed (0: no limit); seconds_from is read when the run starts."""
+        if self.seconds_from is None:
+            return self.max_seconds
+        import json
+
+        try:
+            seconds = json.loads(Path(self.seconds_from).read_text()).get("train_seconds")
+        except (OSError, ValueError, AttributeError):
+            seconds = None
+        if not isinstance(seconds, (int, float)) or seconds <= 0:
+            raise ConfigError(f"sft.seconds_from={self.seconds_from} has no positive train_seconds; "
+                              "run the stage that writes it (e.g. `taskplan grpo`) first")
+        return float(seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +117,13 @@ def run_sft(cfg: SftConfig, resume: bool = False, callbacks: Sequence[Any] = ())
 
     start = time.perf_counter()
     fingerprint = run_fingerprint(cfg)   # checkpoints of other inputs are never resumed
-    trainer, tokenizer = build_trainer(cfg, [CompleteCheckpointCallback(fingerprint), *callbacks])
+    extra = [CompleteCheckpointCallback(fingerprint), *callbacks]
+    budget = cfg.time_budget()
+    if budget > 0:
+        from taskplan.train.callbacks import TimeBudgetCallback
+
+        extra.append(TimeBudgetCallback(budget))
+    trainer, tokenizer = build_trainer(cfg, extra)
     checkpoint = resume_checkpoint(cfg.checkpoint_dir, resume, fingerprint)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     save_trained(trainer, tokenizer, cfg.out_dir)
@@ -154,6 +179,7 @@ def _finish(cfg: SftConfig, state: Any, seconds: float) -> SftResult:
         "base_val_accuracy": first_value(history, "val_accuracy"),
         "val_accuracy": last_value(history, "val_accuracy"),
         "tokens_per_second": mean_value(history, "tokens_per_second"),
+        "train_seconds": last_value(history, "train_seconds"),   # time in training steps (learning-curve x)
     }
     metrics = {k: v for k, v in metrics.items() if v is not None}
     atomic_write_json(cfg.metrics_path, metrics)

@@ -1,0 +1,41 @@
+"""Expert reasoning: the subgoal of a step is the first non-move, non-wait action of the plan from its state."""
+
+from __future__ import annotations
+
+from taskplan.data.dataset import BuildDatasetConfig, build_rows, read_episodes
+from taskplan.data.reasoning import episode_reasonings, reasoning_text, subgoal_steps
+from taskplan.expert.planner import plan_state
+from taskplan.kitchen import KitchenEnv
+
+
+def test_subgoal_of_each_plan_step():
+    plan = ["Move robot1 from a1 to b1", "Do nothing", "Pick up x1 from b1 using robot1",
+            "Move robot1 from b1 to c1", "Stack x1 on top of y1 using robot1"]
+    assert subgoal_steps(plan) == [plan[2], plan[2], plan[2], plan[4], plan[4]]
+    assert subgoal_steps(["Move robot1 from a1 to b1"]) == [None]
+    assert reasoning_text(plan[2]) == "next: Pick up x1 from b1 using robot1" and reasoning_text(None) is None
+
+
+def test_noisy_episode_reasoning_matches_a_fresh_plan_at_every_state(generate, tmp_path):
+    traj = tmp_path / "trajectories"
+    generate(traj, noise_levels=(0.3,), seeds=2)
+    episodes = read_episodes(traj / "trajectories_eps0.3.jsonl")
+    assert any(st["action"] != st["expert_action"] for ep in episodes for st in ep["steps"]), "noise happened"
+    for ep in episodes:
+        env = KitchenEnv.from_spec(ep["task"], seed=ep["seed"])
+        env.reset()
+        for st, reason in zip(ep["steps"], episode_reasonings(ep)):
+            plan = plan_state(env.world, env.state, env.goal).texts
+            assert reason == reasoning_text(subgoal_steps(plan)[0]), (ep["task"], ep["seed"], st["step"])
+            env.step(st["action"])
+
+
+def test_rows_with_reasoning_carry_it_in_the_reply_and_the_next_prompt(clean_trajectories, tmp_path):
+    cfg = BuildDatasetConfig(trajectories_dir=clean_trajectories, out_dir=tmp_path / "st", stats_path=tmp_path / "s",
+                             validation_report=None, reasoning=True, prompt_style="compact")
+    rows = build_rows(read_episodes(cfg.trajectories_path), cfg)
+    first, second = rows[0], rows[1]
+    reply = first["completion"][0]["content"]
+    assert reply.startswith("Reasoning: next: ") and reply.endswith("\nAction: " + first["answer"])
+    reasoning = reply.split("\n")[0][len("Reasoning: "):]
+    assert second["prompt"][1]["content"].startswith(f"Previous reasoning: {reasoning}\n\nPrevious action: ")

@@ -11,9 +11,12 @@ from taskplan.kitchen import KitchenEnv
 def test_subgoal_of_each_plan_step():
     plan = ["Move robot1 from a1 to b1", "Do nothing", "Pick up x1 from b1 using robot1",
             "Move robot1 from b1 to c1", "Stack x1 on top of y1 using robot1"]
-    assert subgoal_steps(plan) == [plan[2], plan[2], plan[2], plan[4], plan[4]]
-    assert subgoal_steps(["Move robot1 from a1 to b1"]) == [None]
-    assert reasoning_text(plan[2]) == "next: Pick up x1 from b1 using robot1" and reasoning_text(None) is None
+    both = [plan[2], plan[4]]
+    assert subgoal_steps(plan) == [both, both, both, [plan[4]], [plan[4]]]
+    assert subgoal_steps(["Move robot1 from a1 to b1"]) == [[]]
+    assert reasoning_text(both, 1) == "next: Pick up x1 from b1 using robot1"
+    assert reasoning_text(both, 3) == f"next: {plan[2]}; then: {plan[4]}"
+    assert reasoning_text([], 1) is None and reasoning_text(both, 0) is None
 
 
 def test_noisy_episode_reasoning_matches_a_fresh_plan_at_every_state(generate, tmp_path):
@@ -24,15 +27,16 @@ def test_noisy_episode_reasoning_matches_a_fresh_plan_at_every_state(generate, t
     for ep in episodes:
         env = KitchenEnv.from_spec(ep["task"], seed=ep["seed"])
         env.reset()
-        for st, reason in zip(ep["steps"], episode_reasonings(ep)):
+        for st, reason, deep in zip(ep["steps"], episode_reasonings(ep, 1), episode_reasonings(ep, 3)):
             plan = plan_state(env.world, env.state, env.goal).texts
-            assert reason == reasoning_text(subgoal_steps(plan)[0]), (ep["task"], ep["seed"], st["step"])
+            assert reason == reasoning_text(subgoal_steps(plan)[0], 1), (ep["task"], ep["seed"], st["step"])
+            assert deep == reasoning_text(subgoal_steps(plan)[0], 3), (ep["task"], ep["seed"], st["step"])
             env.step(st["action"])
 
 
 def test_rows_with_reasoning_carry_it_in_the_reply_and_the_next_prompt(clean_trajectories, tmp_path):
     cfg = BuildDatasetConfig(trajectories_dir=clean_trajectories, out_dir=tmp_path / "st", stats_path=tmp_path / "s",
-                             validation_report=None, reasoning=True, prompt_style="compact")
+                             validation_report=None, reasoning=1, prompt_style="compact")
     rows = build_rows(read_episodes(cfg.trajectories_path), cfg)
     first, second = rows[0], rows[1]
     reply = first["completion"][0]["content"]

@@ -54,3 +54,18 @@ def test_bound_record_json_names_the_weakest_step():
     doc = rec.to_json()
     assert doc["weakest_step"] == 1 and doc["bound"] == pytest.approx(0.9 * 0.2 * 0.8)
     assert doc["step_probs"] == pytest.approx([0.9, 0.2, 0.8])
+
+
+def test_sampled_sr_opt_counts_only_optimal_finishes():
+    from taskplan.evaluate.bound import optimal_plans, sampled_sr_opt
+    from taskplan.evaluate.policies import ExpertPolicy, RandomPolicy
+    from taskplan.evaluate.rollout import EpisodeSpec, RolloutSettings
+
+    specs = [EpisodeSpec("burger", 42), EpisodeSpec("burger", 84), EpisodeSpec("cheese_sandwich", 42)]
+    plans = optimal_plans(specs)
+    expert = sampled_sr_opt(lambda k: ExpertPolicy(), specs, plans, RolloutSettings(), samples=2)
+    assert expert == {"burger": (4, 4), "cheese_sandwich": (2, 2)}, "the expert always finishes in the optimum"
+    seen = []
+    rand = sampled_sr_opt(lambda k: seen.append(k) or RandomPolicy(seed=k), specs, plans, RolloutSettings(), 3)
+    assert seen == [0, 1, 2], "one sampler (seed) per round of samples"
+    assert rand["burger"][1] == 6 and rand["burger"][0] < 6

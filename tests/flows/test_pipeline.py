@@ -168,12 +168,12 @@ def test_interrupted_grpo_resumes_from_its_last_checkpoint(micro_run, in_micro, 
     assert (checkpoints / "checkpoint-1" / "taskplan_complete.json").exists()
 
     outcome = pipeline_module.taskplan_pipeline(params="params.yaml", stages=["grpo"], refresh=True)["grpo"]
-    assert resumed == [False, True], "the second run must resume"
+    assert resumed[:2] == [True, True], "the flow always asks to resume; the fingerprint decides"
     assert steps[:2] == [[1, 2], [2]], f"killed at step 2, resumed from checkpoint-1: took {steps[:2]}"
     assert outcome["metrics"]["steps"] == 2.0
 
     pipeline_module.taskplan_pipeline(params="params.yaml", stages=["grpo"], refresh=True)
-    assert resumed[2] is False and steps[2] == [1, 2], "a finished run is never resumed: the next starts fresh"
+    assert steps[2] == [1, 2], "a finished run is never resumed: the next starts fresh"
 
 
 def test_only_connection_errors_count_as_transient(pipeline_module):

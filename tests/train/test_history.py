@@ -33,4 +33,5 @@ def test_plot_csvs(tmp_path):
     write_plots(step_history(LOG), tmp_path, GRPO_PLOTS)
     reward = (tmp_path / "reward.csv").read_text().splitlines()
     assert reward == ["step,reward_mean,reward_std,exact_match,format", "1,0.4,0.2,0.4,1", "2,0.6,0.1,,"]
-    assert (tmp_path / "val_accuracy.csv").read_text().splitlines() == ["step,val_accuracy", "0,0.25", "2,0.5"]
+    assert (tmp_path / "val_accuracy.csv").read_text().splitlines() == [
+        "step,val_accuracy,train_seconds", "0,0.25,", "2,0.5,"], "train_seconds is empty when not logged"

@@ -61,7 +61,7 @@ class BuildDatasetConfig:
     tasks: tuple[str, ...] = ()                               # keep only these tasks' episodes (); all
     noise_levels: tuple[float, ...] = ()                      # also train rows from these noisy files
     error_feedback: float = 0.0                               # share of train rows repeated after a rejected reply
-    reasoning: bool = False                                   # expert reply "Reasoning: next: <subgoal>\nAction: ..."
+    reasoning: int = 0                                        # subgoals in the reply's "Reasoning: next: ..." (0: none)
     seed: int = 42                                            # common.seed: draws the validation seeds
 
     def __post_init__(self) -> None:
@@ -72,6 +72,8 @@ class BuildDatasetConfig:
                 raise ConfigError(f"build_dataset eps={eps}: must be one of generate.noise_levels, in [0, 1)")
         if self.eps in self.noise_levels:
             raise ConfigError(f"build_dataset.noise_levels repeats eps={self.eps}; list only the extra levels")
+        if self.reasoning < 0:
+            raise ConfigError(f"build_dataset.reasoning={self.reasoning}: the number of subgoals, 0 (off) or more")
         if not 0.0 <= self.error_feedback <= 1.0:
             raise ConfigError(f"build_dataset.error_feedback={self.error_feedback}: a share of rows, in [0, 1]")
 
@@ -224,7 +226,7 @@ def rejected_reply(answer: str, valid_actions: list[str], rng: random.Random) ->
 def _episode_rows(ep: dict, split: str, cfg: BuildDatasetConfig) -> list[dict]:
     """One row per step. With reasoning, the previous turn's reasoning in the prompt is the expert's at that
     step, also after a noise step (an agent that meant well and did something else)."""
-    reasons = episode_reasonings(ep) if cfg.reasoning else [None] * len(ep["steps"])
+    reasons = episode_reasonings(ep, cfg.reasoning)
     rows, prev, prev_reason = [], None, None
     for st, reason in zip(ep["steps"], reasons):
         rows.append({

@@ -73,7 +73,7 @@ def expert_turns(spec: EpisodeSpec, plan: Sequence[str],
     """(prompt messages, expert reply) at each state of the expert trajectory."""
     env = KitchenEnv.from_spec(spec.task, seed=spec.seed)
     env.reset()
-    reasons = ([reasoning_text(g) for g in subgoal_steps(plan)] if settings.reasoning else [None] * len(plan))
+    reasons = [reasoning_text(g, settings.reasoning) for g in subgoal_steps(plan)]
     out, prev, prev_reason = [], None, None
     for action, reason in zip(plan, reasons):
         messages = build_messages(env.observation(), prev if settings.history else None,
@@ -131,10 +131,15 @@ def sampled_sr_opt(make_sampler: Callable[[int], Any], specs: Sequence[EpisodeSp
     """What the bound is a bound on: the share of episodes that the policy, sampled at temperature 1,
     finishes in exactly the instance's optimum. `samples` rollouts per instance, each with its own
     sampling seed (`make_sampler(k)` builds the k-th sampler), capped at the optimum (a longer episode
-    cannot count); invalid replies cost no step, as in every rollout. Returns {task: (successes, episodes)}."""
+    cannot count) and ended by the first invalid reply: the bound multiplies first-reply probabilities
+    only, so it bounds this stricter rate too, and a weak policy's episodes end in a few turns instead of
+    fifteen retries. Returns {task: (successes, episodes)}."""
+    import dataclasses
+
     from taskplan.evaluate.rollout import run_episodes
 
     capped = [EpisodeSpec(s.task, s.seed, len(plans[s.key])) for s in specs]
+    settings = dataclasses.replace(settings, max_retries=1, max_exhausted=1)
     out: dict[str, list[int]] = {}
     for k in range(samples):
         for ep in run_episodes(make_sampler(k), capped, settings):

@@ -56,7 +56,7 @@ class RolloutSettings:
     max_exhausted: int = 3        # exhausted turns that end the episode (failure)
     max_batch: int = 64           # episodes advanced together (1 = one episode at a time)
     keep_prompts: bool = False    # store each turn's user message in the transcript (large)
-    reasoning: bool = False       # expert replies carry the expert's reasoning line (as the training rows)
+    reasoning: int = 0            # subgoals in the expert's reasoning line (as the training rows; 0: none)
 
     def __post_init__(self) -> None:
         if self.prompt_style not in PROMPT_STYLES:

@@ -51,7 +51,7 @@ class EvaluateConfig:
     suite: Path | None = Path("data/suite.json")  # frozen evaluation suite (tasks and seeds)
     history: bool = True                 # previous action (+ reasoning) in the prompt, as in training rows
     prompt_style: str = "full"           # full | short | compact (match build_dataset.prompt_style)
-    reasoning: bool = False              # expert replies with reasoning, for the bound (match build_dataset)
+    reasoning: int = 0                   # subgoals in expert replies, for the bound (= build_dataset.reasoning)
     max_retries: int = 5                 # invalid replies in a row that exhaust a turn (spec 9)
     max_exhausted: int = 3               # exhausted turns that fail the episode (spec 9)
     batch_size: int = 64                 # episodes advanced together = generation batch (1: one at a time)
@@ -61,6 +61,7 @@ class EvaluateConfig:
     device: str = "auto"                 # auto | cpu | cuda | cuda:N
     dtype: str = "auto"                  # auto | float32 | bfloat16 | float16
     cpu_threads: int = 0                 # torch intra-op threads (0 = torch's default; 1 wins on a busy CPU)
+    pad_tolerance: float | None = None   # batch prompts up to (1 + this) x the shortest's length; None: auto
     bound: bool = True                   # product bound for model policies (teacher-forced expert replies)
     opt_samples: int = 5                 # sampled rollouts (temperature 1) per instance for SR@opt vs bound
     constrained: tuple[str, ...] = ()    # model policies also evaluated with constrained decoding
@@ -98,7 +99,8 @@ class EvaluateConfig:
     def options(self) -> PolicyOptions:
         return PolicyOptions(self.seed, self.max_new_tokens, self.temperature, self.top_p, self.batch_size,
                              self.device, self.dtype, self.endpoint_model, self.endpoint_concurrency,
-                             self.endpoint_timeout, planner_seconds=self.planner_seconds)
+                             self.endpoint_timeout, planner_seconds=self.planner_seconds,
+                             pad_tolerance=self.pad_tolerance)
 
 
 @dataclass(frozen=True, slots=True)

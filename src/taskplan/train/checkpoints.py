@@ -11,7 +11,8 @@ folder, the dataset folder and the stage config minus the keys that only say
 where outputs go or how often to log and save (RUN_ONLY_KEYS). `--resume`
 continues only a checkpoint with the current fingerprint; any other (a new SFT
 model, a changed learning rate or max_steps) is cleared and the run starts at
-step 0, saying so in one log line. The CLI, DVC and the Prefect flow all go
+step 0, saying so in one log line. A run that finished leaves a marker, so the
+next `--resume` starts afresh instead of "resuming" a completed run. The CLI, DVC and the Prefect flow all go
 through `resume_checkpoint`, so none of them can continue a stale run.
 
     fp = run_fingerprint(cfg)                                     # hex digest
@@ -36,6 +37,7 @@ from taskplan.io import atomic_write_json
 log = logging.getLogger(__name__)
 
 MARKER = "taskplan_complete.json"
+FINISHED = "taskplan_finished.json"   # in checkpoint_dir once a run has trained all its steps
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 # Config keys that change where results go or how often they are logged/saved/measured, not what is trained.
 RUN_ONLY_KEYS = frozenset({"out_dir", "checkpoint_dir", "metrics_path", "plots_dir", "save_steps",
@@ -101,6 +103,11 @@ def resume_checkpoint(checkpoint_dir: Path | str, resume: bool, fingerprint: str
     fresh). Otherwise, or when the checkpoints came from other inputs, clear them, so that a fresh run
     never mixes with (or rotates away) those of an earlier one."""
     root = Path(checkpoint_dir)
+    finished = root / FINISHED
+    if resume and finished.exists():
+        log.info("--resume: the last run in %s finished; starting a new one from step 0", root)
+        resume = False
+    finished.unlink(missing_ok=True)
     if resume:
         last = last_checkpoint(root)
         if last is None:
@@ -116,6 +123,11 @@ def resume_checkpoint(checkpoint_dir: Path | str, resume: bool, fingerprint: str
             if _CHECKPOINT.match(p.name) and p.is_dir():
                 shutil.rmtree(p)
     return None
+
+
+def mark_finished(checkpoint_dir: Path | str, fingerprint: str | None) -> None:
+    """A run that trained all its steps is done: `--resume` starts the next one afresh."""
+    atomic_write_json(Path(checkpoint_dir) / FINISHED, {"fingerprint": fingerprint})
 
 
 def save_trained(trainer: Any, tokenizer: Any, out_dir: Path | str) -> Path:

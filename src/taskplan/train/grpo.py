@@ -127,7 +127,7 @@ class GrpoResult:
 def run_grpo(cfg: GrpoConfig, resume: bool = False, callbacks: Sequence[Any] = ()) -> GrpoResult:
     """Train, save the policy, write metrics and plots. `callbacks` are extra TrainerCallbacks."""
     from taskplan.train.callbacks import CompleteCheckpointCallback
-    from taskplan.train.checkpoints import resume_checkpoint, run_fingerprint, save_trained
+    from taskplan.train.checkpoints import mark_finished, resume_checkpoint, run_fingerprint, save_trained
 
     start = time.perf_counter()
     fingerprint = run_fingerprint(cfg)   # checkpoints of other inputs are never resumed
@@ -135,6 +135,7 @@ def run_grpo(cfg: GrpoConfig, resume: bool = False, callbacks: Sequence[Any] = (
     checkpoint = resume_checkpoint(cfg.checkpoint_dir, resume, fingerprint)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     save_trained(trainer, tokenizer, cfg.out_dir)
+    mark_finished(cfg.checkpoint_dir, fingerprint)
     return _finish(cfg, trainer.state, time.perf_counter() - start)
 
 

@@ -15,10 +15,9 @@ step 0, saying so in one log line. A run that finished leaves a marker, so the
 next `--resume` starts afresh instead of "resuming" a completed run. The CLI, DVC and the Prefect flow all go
 through `resume_checkpoint`, so none of them can continue a stale run.
 
-    fp = run_fingerprint(cfg)                                     # hex digest
-    start = resume_checkpoint(cfg.checkpoint_dir, resume=True, fingerprint=fp)   # Path or None
-    trainer.train(resume_from_checkpoint=start)
-    save_trained(trainer, cfg.out_dir)                            # atomic HF folder
+    trainer = train_with_checkpoints(cfg, build_trainer, resume=True)   # what run_sft/run_grpo do:
+    # fp = run_fingerprint(cfg); start = resume_checkpoint(cfg.checkpoint_dir, True, fp)
+    # trainer.train(resume_from_checkpoint=start); save_trained(...); mark_finished(...)
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ import json
 import logging
 import re
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,22 @@ def resume_checkpoint(checkpoint_dir: Path | str, resume: bool, fingerprint: str
             if _CHECKPOINT.match(p.name) and p.is_dir():
                 shutil.rmtree(p)
     return None
+
+
+def train_with_checkpoints(cfg: Any, build_trainer: Callable[[Any, Sequence[Any]], tuple[Any, Any]], resume: bool,
+                           callbacks: Sequence[Any] = ()) -> Any:
+    """The one train-resume-save sequence of every training stage: fingerprint the inputs, build the trainer
+    with the complete-checkpoint marker, continue only a checkpoint of these inputs, train, write the final
+    model in one rename and mark the run finished. Returns the trainer (its state holds the history)."""
+    from taskplan.train.callbacks import CompleteCheckpointCallback
+
+    fingerprint = run_fingerprint(cfg)
+    trainer, tokenizer = build_trainer(cfg, [CompleteCheckpointCallback(fingerprint), *callbacks])
+    checkpoint = resume_checkpoint(cfg.checkpoint_dir, resume, fingerprint)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    save_trained(trainer, tokenizer, cfg.out_dir)
+    mark_finished(cfg.checkpoint_dir, fingerprint)
+    return trainer
 
 
 def mark_finished(checkpoint_dir: Path | str, fingerprint: str | None) -> None:

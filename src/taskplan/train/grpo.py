@@ -126,16 +126,10 @@ class GrpoResult:
 
 def run_grpo(cfg: GrpoConfig, resume: bool = False, callbacks: Sequence[Any] = ()) -> GrpoResult:
     """Train, save the policy, write metrics and plots. `callbacks` are extra TrainerCallbacks."""
-    from taskplan.train.callbacks import CompleteCheckpointCallback
-    from taskplan.train.checkpoints import mark_finished, resume_checkpoint, run_fingerprint, save_trained
+    from taskplan.train.checkpoints import train_with_checkpoints
 
     start = time.perf_counter()
-    fingerprint = run_fingerprint(cfg)   # checkpoints of other inputs are never resumed
-    trainer, tokenizer = build_trainer(cfg, [CompleteCheckpointCallback(fingerprint), *callbacks])
-    checkpoint = resume_checkpoint(cfg.checkpoint_dir, resume, fingerprint)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    save_trained(trainer, tokenizer, cfg.out_dir)
-    mark_finished(cfg.checkpoint_dir, fingerprint)
+    trainer = train_with_checkpoints(cfg, build_trainer, resume, callbacks)   # resumes only these inputs
     return _finish(cfg, trainer.state, time.perf_counter() - start)
 
 

@@ -112,22 +112,13 @@ class SftResult:
 
 def run_sft(cfg: SftConfig, resume: bool = False, callbacks: Sequence[Any] = ()) -> SftResult:
     """Train, save the policy, write metrics and plots. `callbacks` are extra TrainerCallbacks."""
-    from taskplan.train.callbacks import CompleteCheckpointCallback
-    from taskplan.train.checkpoints import mark_finished, resume_checkpoint, run_fingerprint, save_trained
+    from taskplan.train.callbacks import TimeBudgetCallback
+    from taskplan.train.checkpoints import train_with_checkpoints
 
     start = time.perf_counter()
-    fingerprint = run_fingerprint(cfg)   # checkpoints of other inputs are never resumed
-    extra = [CompleteCheckpointCallback(fingerprint), *callbacks]
     budget = cfg.time_budget()
-    if budget > 0:
-        from taskplan.train.callbacks import TimeBudgetCallback
-
-        extra.append(TimeBudgetCallback(budget))
-    trainer, tokenizer = build_trainer(cfg, extra)
-    checkpoint = resume_checkpoint(cfg.checkpoint_dir, resume, fingerprint)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    save_trained(trainer, tokenizer, cfg.out_dir)
-    mark_finished(cfg.checkpoint_dir, fingerprint)
+    extra = [*callbacks, *([TimeBudgetCallback(budget)] if budget > 0 else [])]
+    trainer = train_with_checkpoints(cfg, build_trainer, resume, extra)
     return _finish(cfg, trainer.state, time.perf_counter() - start)
 
 

@@ -94,14 +94,14 @@ def mean_value(history: list[dict[str, Any]], key: str, last: int = 0) -> float 
 
 
 def write_plots(history: list[dict[str, Any]], plots_dir: Path | str, plots: dict[str, tuple[str, ...]]) -> list[Path]:
-    """One CSV per plot (`step` + its columns), rows where any column has a value."""
+    """One CSV per plot (`step` + its columns), rows where its first column (the plotted value) has one."""
     written = []
     for name, columns in plots.items():
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(("step", *columns))
         for row in history:
-            if any(c in row for c in columns):
+            if columns[0] in row:
                 writer.writerow((row["step"], *(_fmt(row.get(c)) for c in columns)))
         path = Path(plots_dir) / name
         atomic_write_text(path, buf.getvalue())

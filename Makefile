@@ -8,12 +8,17 @@ PY := .venv/bin/python
 export MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1 GX_ANALYTICS_ENABLED=false \
        PREFECT_SERVER_ANALYTICS_ENABLED=false HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
        DO_NOT_TRACK=1 PREFECT_LOGGING_LEVEL=WARNING
-# Local wheel mirrors, when this machine has them (torch's CPU wheel lives in /opt/wheels).
-UV_FLAGS := --index-strategy unsafe-best-match --compile-bytecode \
-  $(if $(wildcard /opt/wheels),--find-links /opt/wheels) \
-  $(if $(wildcard /opt/pypi/simple),--extra-index-url file:///opt/pypi/simple) \
-  $(if $(wildcard /opt/pypi-more/simple),--extra-index-url file:///opt/pypi-more/simple) \
-  $(if $(wildcard /etc/xdg/pip/constraints.txt),--constraint /etc/xdg/pip/constraints.txt)
+# uv does not read pip's configuration, so pass on what pip is configured with on this machine
+# (find-links, extra indexes, constraints: `pip config list`, incl. PIP_* variables) instead of naming
+# any machine's folders here; uv's own UV_* variables apply as usual. Where torch's CPU wheel is only
+# found through pip's configuration, this is what keeps uv from taking the CUDA build.
+pipcfg = $(shell python3 -m pip config list 2>/dev/null | sed -n "s/^\(global\|:env:\)\.$(1)='\(.*\)'$$/\2/p" | head -1)
+FIND_LINKS := $(call pipcfg,find-links)
+EXTRA_INDEX := $(call pipcfg,extra-index-url)
+CONSTRAINT := $(call pipcfg,constraint)
+UV_FLAGS := --compile-bytecode $(foreach f,$(FIND_LINKS),--find-links $(f)) \
+  $(foreach u,$(EXTRA_INDEX),--extra-index-url $(u)) $(foreach c,$(CONSTRAINT),--constraint $(c)) \
+  $(if $(EXTRA_INDEX),--index-strategy unsafe-best-match)
 
 .PHONY: install test smoke bench repro clean
 install: .venv/.installed

@@ -21,6 +21,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from taskplan.commands import JsonOpt
+from taskplan.commands import data as data_commands
+from taskplan.commands import evaluate as evaluate_commands
+from taskplan.commands import tracking as tracking_commands
+from taskplan.commands import train as train_commands
 from taskplan.errors import TaskplanError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -35,7 +40,6 @@ TaskOpt = Annotated[Optional[str], typer.Option("--task", help="Task name, e.g. 
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seeded random layout (evaluation: 42, 84, ..., 420).")]
 LayoutOpt = Annotated[Optional[str], typer.Option("--layout", help="'default': the spec's unrandomized layout.")]
 InstanceOpt = Annotated[Optional[Path], typer.Option("--instance", help="Instance JSON file (see `taskplan instance`).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 LegacyOpt = Annotated[bool, typer.Option("--legacy-skip", help="Reproduce the original's skipped timer tick.")]
 
 
@@ -161,18 +165,10 @@ def _read_actions(path: Path) -> list[str]:
     return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
-def _register_stage_commands() -> None:
-    """Stage commands live in taskplan.commands.* (light modules) and register on `app`."""
-    import importlib
-    import pkgutil
-
-    import taskplan.commands as pkg
-
-    for mod in sorted(m.name for m in pkgutil.iter_modules(pkg.__path__)):
-        importlib.import_module(f"taskplan.commands.{mod}")
-
-
-_register_stage_commands()
+# Stage commands: each module of taskplan.commands declares its own; they join this app here, in
+# pipeline order, without importing this module back.
+for _commands in (data_commands, train_commands, evaluate_commands, tracking_commands):
+    app.registered_commands += _commands.app.registered_commands
 
 
 def main() -> None:

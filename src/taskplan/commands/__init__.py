@@ -1,5 +1,6 @@
-"""Stage subcommands. Each module registers its commands on `taskplan.cli.app`
-and keeps module-level imports light (typer, pathlib, taskplan.config)."""
+"""Stage subcommands. Each module (data, train, evaluate, tracking) declares its commands on its own
+`app = typer.Typer()`; `taskplan.cli` adds them to the one command line explicitly. Modules keep
+module-level imports light (typer, pathlib, taskplan.config). The option types they share live here."""
 
 from __future__ import annotations
 
@@ -7,10 +8,15 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 
+ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="section.key=value override, e.g. sft.max_steps=2 "
+                                                     "(repeatable)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
 TrackOpt = Annotated[bool, typer.Option("--track/--no-track", help="Log params, metrics and artifacts to MLflow "
                                         "(MLFLOW_TRACKING_URI, default ./mlflow.db).")]
 

@@ -9,17 +9,15 @@ datasets, great_expectations) happen inside the commands.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
 
 import typer
 
-from taskplan.cli import app
-from taskplan.commands import TrackOpt, progress_bar, track_stage
+from taskplan.commands import ParamsOpt, SetOpt, TrackOpt, progress_bar, track_stage
 from taskplan.config import load_config
 
-ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="key=value override, e.g. generate.num_train_seeds=2")]
 
+
+app = typer.Typer()   # its commands join taskplan.cli's app (see taskplan.cli)
 
 @app.command()
 def generate(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, track: TrackOpt = True) -> None:

@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
 
 import typer
 
-from taskplan.cli import app
-from taskplan.commands import TrackOpt, progress_bar, track_stage
+from taskplan.commands import JsonOpt, ParamsOpt, SetOpt, TrackOpt, progress_bar, track_stage
 from taskplan.config import load_config
 
-ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="key=value override, e.g. evaluate.seeds=[42]")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
 
+
+app = typer.Typer()   # its commands join taskplan.cli's app (see taskplan.cli)
 
 @app.command()
 def evaluate(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, as_json: JsonOpt = False,

@@ -21,14 +21,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from taskplan.cli import app
+from taskplan.commands import JsonOpt, ParamsOpt, SetOpt
 from taskplan.config import load_config
 
-ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="key=value override, e.g. register.policy=sft")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
 FLOW_ENTRYPOINT = "flows/pipeline.py:taskplan_pipeline"
 
+
+app = typer.Typer()   # its commands join taskplan.cli's app (see taskplan.cli)
 
 @app.command()
 def register(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, as_json: JsonOpt = False) -> None:

@@ -12,20 +12,19 @@ transformers and TRL load inside the commands, so importing this module is cheap
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from taskplan.cli import app
-from taskplan.commands import TrackOpt, track_stage
+from taskplan.commands import ParamsOpt, SetOpt, TrackOpt, track_stage
 from taskplan.config import load_config
 
-ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="key=value override, e.g. --set sft.max_steps=2.")]
 ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume",
                                          help="Continue from the last complete checkpoint (optimizer, scheduler "
                                               "and RNG state included) instead of starting over.")]
 
+
+app = typer.Typer()   # its commands join taskplan.cli's app (see taskplan.cli)
 
 @app.command(name="model-init")
 def model_init(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, track: TrackOpt = True) -> None:

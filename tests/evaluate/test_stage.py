@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -104,10 +105,14 @@ def test_tiny_model_evaluates_end_to_end_with_a_bound(tiny_model_dir, tmp_path):
     m = result.doc["tiny"]["burger"]
     assert check_contract(result.doc) == [] and m["episodes"] == 2
     assert m["bound"] is not None and 0.0 <= m["bound"] <= 1.0 and m["bound_log10"] < 0
-    assert m["sr_opt"] >= m["bound"] or m["bound"] < 1e-6
     bounds = [json.loads(line) for line in (tmp_path / "o" / "tiny.bound.jsonl").read_text().splitlines()]
     episodes = read_transcripts(tmp_path / "o" / "tiny.jsonl")
     assert [len(b["step_probs"]) for b in bounds] == [ep.optimum for ep in episodes], "one factor per expert step"
+    for b in bounds:   # the bound is the product of its per-step factors, each a probability
+        assert all(0.0 < p <= 1.0 for p in b["step_probs"])
+        assert math.isclose(math.prod(b["step_probs"]), b["bound"], rel_tol=1e-6, abs_tol=1e-300)
+    assert math.isclose(sum(b["bound"] for b in bounds) / len(bounds), m["bound"], rel_tol=1e-4, abs_tol=1e-300)
+    assert m["sr_opt_samples"] == 5 * 2 and 0.0 <= m["sr_opt_sampled"] <= 1.0, "5 sampled rollouts per seed"
 
 
 @pytest.mark.smoke

@@ -35,6 +35,7 @@ from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
 from taskplan.config import config_dict, load_config
 from taskplan.errors import ConfigError
+from taskplan.io import path_digest
 
 log = logging.getLogger("taskplan.flows")
 
@@ -284,7 +285,7 @@ def inputs_digest(stage: str, cfg: Any) -> str:
 
     h = hashlib.sha256()
     for path in stage_inputs(stage, cfg):
-        h.update(f"{path}\0{_path_digest(Path(path))}\0".encode())
+        h.update(f"{path}\0{path_digest(Path(path), quick_over=BIG_FILE)}\0".encode())
     root = Path(taskplan.__file__).parent
     for sub in CODE.get(stage, ()):
         for src in sorted((root / sub).rglob("*.py")):
@@ -377,25 +378,6 @@ def _flow_run_id() -> str:
     from prefect.runtime import flow_run
 
     return str(flow_run.id or "")
-
-
-def _path_digest(path: Path) -> str:
-    if path.is_file():
-        st = path.stat()
-        if st.st_size > BIG_FILE:
-            return f"{st.st_size}:{st.st_mtime_ns}"
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    if path.is_dir():
-        h = hashlib.sha256()
-        for sub in sorted(p for p in path.rglob("*") if p.is_file() and not _ignored(p.name)):
-            h.update(f"{sub.relative_to(path).as_posix()}\0{_path_digest(sub)}\0".encode())
-        return h.hexdigest()
-    return "missing"
-
-
-def _ignored(name: str) -> bool:
-    """Files that change without the content changing: HF datasets' map caches, temp files."""
-    return (name.startswith("cache-") and name.endswith(".arrow")) or name.endswith((".tmp", ".lock"))
 
 
 def _same_path(a: Any, b: Any) -> bool:

@@ -6,6 +6,7 @@ in the target directory, flush and fsync it, then `os.replace` it over the targe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -76,3 +77,27 @@ def atomic_dir(out_dir: Path | str) -> Iterator[Path]:
         os.replace(out_dir, old)
     os.replace(tmp, out_dir)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def path_digest(path: Path | str, quick_over: int | None = None) -> str:
+    """sha256 over a file, or over a folder's files (relative names and contents); 'missing' if absent.
+    Files that change without the content changing are skipped: HF datasets' map caches (cache-*.arrow),
+    temp and lock files. With `quick_over`, larger files count by size and mtime only (a cache key that
+    need not read a 3 GB model); without it every byte is read (a checkpoint's fingerprint)."""
+    path = Path(path)
+    if path.is_file():
+        st = path.stat()
+        if quick_over is not None and st.st_size > quick_over:
+            return f"{st.st_size}:{st.st_mtime_ns}"
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    if not path.is_dir():
+        return "missing"
+    h = hashlib.sha256()
+    for sub in sorted(p for p in path.rglob("*") if p.is_file() and not _volatile(p.name)):
+        h.update(f"{sub.relative_to(path).as_posix()}\0{path_digest(sub, quick_over)}\0".encode())
+    return h.hexdigest()
+
+
+def _volatile(name: str) -> bool:
+    return (name.startswith("cache-") and name.endswith(".arrow")) or name.endswith((".tmp", ".lock"))

@@ -54,8 +54,8 @@ def test_killed_pipeline_resumes_grpo_from_the_last_checkpoint(tmp_path, new_mic
 
     second = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
-    found = re.search(rf"resuming models/grpo from {re.escape(str(checkpoints.relative_to(project)))}/checkpoint-(\d+)",
-                      second.stderr)
+    found = re.search(rf"resuming from \S*{re.escape(str(checkpoints.relative_to(project)))}/checkpoint-(\d+) "
+                      r"\(same model, data and config\)", second.stderr)
     assert found and int(found.group(1)) >= 10, second.stderr[-3000:]
     lines = dict(ln.split(maxsplit=1) for ln in second.stdout.splitlines() if ln.strip())
     assert all(lines[s].startswith("(cached)") for s in STAGES.split(",")[:-1]), second.stdout

@@ -60,6 +60,11 @@ def greedy_replies(model: Any, tokenizer: Any, prompts: Sequence[list[dict]], ba
     return replies
 
 
+def trained_seconds(state: Any) -> float:
+    """Seconds of training steps so far: the last `train_seconds` in the log history (0 before the first)."""
+    return next((e["train_seconds"] for e in reversed(state.log_history) if "train_seconds" in e), 0.0)
+
+
 class ValAccuracyCallback(TrainerCallback):
     """Greedy single-turn accuracy on `rows` at step 0 (optional), every `every` steps and at the end."""
 
@@ -89,8 +94,8 @@ class ValAccuracyCallback(TrainerCallback):
         start = time.perf_counter()
         acc = greedy_accuracy(model, self.tokenizer, self.rows, self.batch_size, self.max_new_tokens)
         seconds = time.perf_counter() - start
-        trained = next((e["train_seconds"] for e in reversed(state.log_history) if "train_seconds" in e), 0.0)
-        state.log_history.append({"val_accuracy": acc, "val_seconds": round(seconds, 3), "train_seconds": trained,
+        state.log_history.append({"val_accuracy": acc, "val_seconds": round(seconds, 3),
+                                  "train_seconds": trained_seconds(state),
                                   "step": state.global_step})
         log.info("step %d: single-turn val accuracy %.3f on %d rows (%.1f s)", state.global_step, acc,
                  len(self.rows), seconds)
@@ -111,7 +116,7 @@ class ThroughputCallback(TrainerCallback):
         # A fresh run counts tokens from 0; after a resume the first count has no reference
         # (SFT's counter restarts, GRPO's continues), so that first entry gets no rate.
         self._last_tokens = 0.0 if state.global_step == 0 else None
-        self._total = next((e["train_seconds"] for e in reversed(state.log_history) if "train_seconds" in e), 0.0)
+        self._total = trained_seconds(state)
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._step_start = time.perf_counter()
@@ -141,7 +146,7 @@ class TimeBudgetCallback(TrainerCallback):
         self.seconds = seconds
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        spent = next((e["train_seconds"] for e in reversed(state.log_history) if "train_seconds" in e), 0.0)
+        spent = trained_seconds(state)
         if spent >= self.seconds:
             log.info("time budget of %.0f s of training reached at step %d; stopping", self.seconds,
                      state.global_step)

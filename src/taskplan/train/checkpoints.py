@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from taskplan.io import atomic_write_json
+from taskplan.io import atomic_write_json, path_digest
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,6 @@ _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 # Config keys that change where results go or how often they are logged/saved/measured, not what is trained.
 RUN_ONLY_KEYS = frozenset({"out_dir", "checkpoint_dir", "metrics_path", "plots_dir", "save_steps",
                            "save_total_limit", "eval_every", "val_rows", "val_batch_size", "val_max_new_tokens"})
-_SKIP_FILES = (".tmp", ".lock")
 
 
 def run_fingerprint(cfg: Any) -> str:
@@ -52,23 +51,6 @@ def run_fingerprint(cfg: Any) -> str:
     h = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode())
     for key in ("model_dir", "dataset_dir"):
         h.update(f"\0{key}\0{path_digest(Path(str(fields[key])))}".encode())
-    return h.hexdigest()
-
-
-def path_digest(path: Path) -> str:
-    """sha256 over a file, or over a folder's files (relative names and contents); 'missing' if absent.
-    HF datasets' map caches (cache-*.arrow) are skipped: they appear without the data changing."""
-    if path.is_file():
-        with open(path, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
-    if not path.is_dir():
-        return "missing"
-    h = hashlib.sha256()
-    for sub in sorted(p for p in path.rglob("*") if p.is_file()):
-        name = sub.name
-        if name.endswith(_SKIP_FILES) or (name.startswith("cache-") and name.endswith(".arrow")):
-            continue
-        h.update(f"{sub.relative_to(path).as_posix()}\0{path_digest(sub)}\0".encode())
     return h.hexdigest()
 
 

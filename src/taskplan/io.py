@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -79,11 +79,13 @@ def atomic_dir(out_dir: Path | str) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def path_digest(path: Path | str, quick_over: int | None = None) -> str:
+def path_digest(path: Path | str, quick_over: int | None = None,
+                ignore: Callable[[str], bool] | None = None) -> str:
     """sha256 over a file, or over a folder's files (relative names and contents); 'missing' if absent.
     Files that change without the content changing are skipped: HF datasets' map caches (cache-*.arrow),
     temp and lock files. With `quick_over`, larger files count by size and mtime only (a cache key that
-    need not read a 3 GB model); without it every byte is read (a checkpoint's fingerprint)."""
+    need not read a 3 GB model); without it every byte is read (a checkpoint's fingerprint). `ignore` skips
+    more files by their path relative to the folder (the pipeline passes `.dvcignore`'s patterns)."""
     path = Path(path)
     if path.is_file():
         st = path.stat()
@@ -95,7 +97,9 @@ def path_digest(path: Path | str, quick_over: int | None = None) -> str:
         return "missing"
     h = hashlib.sha256()
     for sub in sorted(p for p in path.rglob("*") if p.is_file() and not _volatile(p.name)):
-        h.update(f"{sub.relative_to(path).as_posix()}\0{path_digest(sub, quick_over)}\0".encode())
+        rel = sub.relative_to(path).as_posix()
+        if ignore is None or not ignore(rel):
+            h.update(f"{rel}\0{path_digest(sub, quick_over)}\0".encode())
     return h.hexdigest()
 
 

@@ -2,19 +2,29 @@
 
 Every file a stage produces goes through these helpers: write a temporary file
 in the target directory, flush and fsync it, then `os.replace` it over the target.
+A folder (`atomic_dir`) is swapped in with one rename-exchange where the OS has it
+(Linux renameat2), so the old or the new folder is always in place. Only a regular
+file or a new path is ever written over: a directory, FIFO or device is refused.
+`read_text_input` reads a user-given text file with one-line errors.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
 import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from taskplan.errors import ConfigError, TaskplanError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -24,7 +34,12 @@ os.umask(_UMASK)
 def atomic_open(path: Path | str, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
     """Open a temp file beside `path`; on clean exit rename it over `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create folder {path.parent} for {path} ({err.strerror}); "
+                          "choose another output path") from None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
     try:
@@ -57,10 +72,50 @@ def atomic_write_jsonl(path: Path | str, rows: Iterable[Any]) -> int:
     return n
 
 
+def check_output_path(path: Path | str) -> None:
+    """Refuse to write over anything but a regular file (a directory, FIFO, device, socket or symlink loop)."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise ConfigError(f"output path {path} is unusable ({err.strerror}); choose another path") from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise ConfigError(f"output path {path} is {kind}; give a file path (an existing file is replaced)")
+
+
+def read_text_input(path: Path | str, what: str, error: type[TaskplanError] = ConfigError,
+                    max_bytes: int = 64 << 20) -> str:
+    """The UTF-8 text of a user-given file; anything unreadable is one line of `error` naming `what`."""
+    path = Path(path)
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise error(f"{what} {path} is not a regular file; pass a file")
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise error(f"{what} {path} not found; check the path") from None
+    except OSError as err:
+        raise error(f"cannot read {what} {path} ({err.strerror or type(err).__name__}); pass a readable file") from None
+    if len(data) > max_bytes:
+        raise error(f"{what} {path} is larger than {max_bytes >> 20} MiB; pass the right file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise error(f"{what} {path} is not UTF-8 text (byte {err.start}); pass a text file") from None
+
+
 @contextmanager
 def atomic_dir(out_dir: Path | str) -> Iterator[Path]:
-    """Yield `out_dir.tmp/` to fill; on clean exit it replaces `out_dir` in one rename."""
+    """Yield `out_dir.tmp/` to fill; on clean exit it replaces `out_dir` in one rename.
+
+    An existing `out_dir` is swapped with the new folder by one rename-exchange (renameat2), so the
+    old or the new folder is always there. Where the OS lacks it, the old folder is renamed to
+    `out_dir.old` first; a kill between the two renames is repaired by `recover_dir` on the next start."""
     out_dir = Path(out_dir)
+    recover_dir(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -70,6 +125,9 @@ def atomic_dir(out_dir: Path | str) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if out_dir.exists() and _rename_exchange(tmp, out_dir):
+        shutil.rmtree(tmp, ignore_errors=True)   # now holds the old folder
+        return
     old = out_dir.with_name(out_dir.name + ".old")
     if old.exists():
         shutil.rmtree(old)
@@ -77,6 +135,16 @@ def atomic_dir(out_dir: Path | str) -> Iterator[Path]:
         os.replace(out_dir, old)
     os.replace(tmp, out_dir)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_dir(out_dir: Path | str) -> bool:
+    """Put `out_dir.old` back when a kill left it without `out_dir` (see `atomic_dir`); True if it did."""
+    out_dir = Path(out_dir)
+    old = out_dir.with_name(out_dir.name + ".old")
+    if out_dir.exists() or out_dir.is_symlink() or not old.is_dir():
+        return False
+    os.replace(old, out_dir)
+    return True
 
 
 def path_digest(path: Path | str, quick_over: int | None = None,
@@ -105,3 +173,33 @@ def path_digest(path: Path | str, quick_over: int | None = None,
 
 def _volatile(name: str) -> bool:
     return (name.startswith("cache-") and name.endswith(".arrow")) or name.endswith((".tmp", ".lock"))
+
+
+_RENAME_EXCHANGE = 2   # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two existing paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    func = _renameat2()
+    if func is None:
+        return False
+    if func(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):   # an old kernel, or a filesystem without it
+        return False
+    raise OSError(code, os.strerror(code), str(a), None, str(b))
+
+
+@functools.cache
+def _renameat2() -> Any:
+    """libc's renameat2 (glibc >= 2.28), or None (macOS, musl without it, no libc)."""
+    try:
+        func = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    except OSError:
+        return None
+    if func is not None:
+        func.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+        func.restype = ctypes.c_int
+    return func

@@ -1,0 +1,130 @@
+"""Atomic outputs and input reading (taskplan/io.py)."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from taskplan import io
+from taskplan.errors import ConfigError, InstanceError
+from taskplan.io import atomic_dir, atomic_write_json, check_output_path, read_text_input, recover_dir
+
+
+def _fill(folder: Path, text: str) -> None:
+    (folder / "weights.txt").write_text(text)
+
+
+def _old_and_new(tmp_path):
+    out = tmp_path / "models" / "sft"
+    with atomic_dir(out) as tmp:
+        _fill(tmp, "old")
+    return out
+
+
+def test_atomic_dir_swaps_in_the_new_folder_and_leaves_no_temporaries(tmp_path):
+    out = _old_and_new(tmp_path)
+    with atomic_dir(out) as tmp:
+        _fill(tmp, "new")
+    assert (out / "weights.txt").read_text() == "new"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["sft"]
+
+
+def test_a_kill_during_the_exchange_or_after_it_leaves_a_whole_folder(tmp_path, monkeypatch):
+    out = _old_and_new(tmp_path)
+    if io._renameat2() is None:
+        pytest.skip("no renameat2 on this OS (the fallback is tested below)")
+
+    def killed(*_a, **_k):
+        raise KeyboardInterrupt   # stands in for SIGKILL: nothing after this point runs
+
+    monkeypatch.setattr(io, "_rename_exchange", killed)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(out) as tmp:
+            _fill(tmp, "new")
+    assert (out / "weights.txt").read_text() == "old"
+    monkeypatch.undo()
+    real_rmtree = io.shutil.rmtree
+
+    def rmtree(path, *a, **k):   # killed right after the exchange, before the old folder is removed
+        if (Path(path) / "weights.txt").read_text() == "old":
+            killed()
+        real_rmtree(path, *a, **k)
+
+    monkeypatch.setattr(io.shutil, "rmtree", rmtree)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(out) as tmp:
+            _fill(tmp, "new")
+    assert (out / "weights.txt").read_text() == "new"
+
+
+def test_a_kill_between_the_two_renames_of_the_fallback_is_recovered(tmp_path, monkeypatch):
+    out = _old_and_new(tmp_path)
+    monkeypatch.setattr(io, "_rename_exchange", lambda a, b: False)   # an OS without renameat2
+    real_replace = os.replace
+    calls = []
+
+    def replace(src, dst):
+        calls.append(Path(dst).name)
+        if len(calls) == 2:       # the kill: after `sft -> sft.old`, before `sft.tmp -> sft`
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(io.os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(out) as tmp:
+            _fill(tmp, "new")
+    monkeypatch.setattr(io.os, "replace", real_replace)
+    assert not out.exists() and (out.parent / "sft.old").is_dir()   # the window the exchange closes
+    assert recover_dir(out) and (out / "weights.txt").read_text() == "old"
+    real_replace(out, out.parent / "sft.old")                         # the same crash again ...
+    with atomic_dir(out) as tmp:                                      # ... is repaired by the next start
+        assert (out / "weights.txt").read_text() == "old"
+        _fill(tmp, "new")
+    assert (out / "weights.txt").read_text() == "new"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["sft"]
+
+
+def test_the_fallback_swaps_too(tmp_path, monkeypatch):
+    out = _old_and_new(tmp_path)
+    monkeypatch.setattr(io, "_rename_exchange", lambda a, b: False)
+    with atomic_dir(out) as tmp:
+        _fill(tmp, "new")
+    assert (out / "weights.txt").read_text() == "new"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["sft"]
+
+
+@pytest.mark.parametrize("kind", ["dir", "fifo", "device"])
+def test_outputs_never_replace_a_directory_fifo_or_device(tmp_path, kind):
+    target = tmp_path / "out"
+    if kind == "dir":
+        target.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target = Path("/dev/null")
+    with pytest.raises(ConfigError, match="output path"):
+        atomic_write_json(target, {"a": 1})
+    assert (target.is_dir() if kind == "dir" else not target.is_file())
+    assert [p.name for p in tmp_path.iterdir()] == ([] if kind == "device" else ["out"])
+
+
+def test_output_over_a_regular_file_or_a_new_path_is_fine(tmp_path):
+    check_output_path(tmp_path / "new.json")
+    atomic_write_json(tmp_path / "sub" / "new.json", [1])
+    atomic_write_json(tmp_path / "sub" / "new.json", [2])
+    assert json.loads((tmp_path / "sub" / "new.json").read_text()) == [2]
+
+
+def test_read_text_input_gives_one_line_errors(tmp_path):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    binary = tmp_path / "bin"
+    binary.write_bytes(b"\x00\xff\xfe")
+    for path, fragment in [(tmp_path, "not a regular file"), (loop, "cannot read"), (binary, "not UTF-8"),
+                           (tmp_path / "absent", "not found")]:
+        with pytest.raises(InstanceError, match=fragment) as info:
+            read_text_input(path, "instance file", InstanceError)
+        assert "\n" not in str(info.value)
+    (tmp_path / "ok.txt").write_text("héllo")
+    assert read_text_input(tmp_path / "ok.txt", "plan file") == "héllo"

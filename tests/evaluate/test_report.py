@@ -126,7 +126,8 @@ def test_compare_without_cross_task_rows_or_bounds(tmp_path):
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "eval.json").write_text(json.dumps({"random": {"burger": row(0.0, 15.0, None)}}))
     result = run_compare(config(tmp_path))
-    assert not any(f.name.startswith("cross_task") for f in result.files)
+    assert [f.name for f in result.files if f.name.startswith("cross_task")] == ["cross_task.json"]
+    assert json.loads((tmp_path / "metrics" / "cross_task.json").read_text()) == {}   # a declared out: always there
     assert "No cross-task rows yet" in result.files[0].read_text()
     assert result.verdict["passed"] is None
 

@@ -65,11 +65,14 @@ def mlflow_template(tmp_path_factory) -> Path:
 
 
 def make_micro_project(root: Path, mlflow_template: Path) -> Path:
-    """params.yaml (micro), data/suite.json and an MLflow store in `root` (the flow runs with cwd = root)."""
+    """params.yaml (micro), the project's dvc.yaml and .dvcignore (the flow reads its stages there),
+    data/suite.json and an MLflow store in `root` (the flow runs with cwd = root)."""
     from taskplan.data.suite import suite_text
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "params.yaml").write_text(MICRO_PARAMS)
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(ROOT / name, root / name)
     (root / "data").mkdir(exist_ok=True)
     (root / "data" / "suite.json").write_text(suite_text())
     shutil.copy(mlflow_template, root / "mlflow.db")

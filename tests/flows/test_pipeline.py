@@ -179,7 +179,8 @@ def test_interrupted_grpo_resumes_from_its_last_checkpoint(micro_run, in_micro, 
 def test_only_connection_errors_count_as_transient(pipeline_module):
     import httpx
 
-    transient = pipeline_module.is_transient
+    from taskplan.orchestrate import is_transient as transient
+
     assert transient(ConnectionRefusedError(111, "Connection refused"))
     assert transient(httpx.ConnectError("boom"))
     assert transient(RuntimeError("API request to http://mlflow:5000 failed: Max retries exceeded with url"))

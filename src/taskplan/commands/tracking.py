@@ -1,7 +1,7 @@
 """Registry and orchestration: `taskplan register`, `taskplan pipeline`, `taskplan ui`.
 
     taskplan register                      # log models/grpo as a new version; promote if it beats @champion
-    taskplan pipeline                      # the Prefect flow in flows/pipeline.py, run here, in-process
+    taskplan pipeline                      # the Prefect flow (taskplan.orchestrate, stages from dvc.yaml), in-process
     taskplan pipeline --stages evaluate,compare,register --set evaluate.seeds=[42]
     taskplan ui                            # the command that opens the MLflow UI on the local store
 
@@ -24,7 +24,6 @@ import typer
 from taskplan.commands import JsonOpt, ParamsOpt, SetOpt
 from taskplan.config import load_config
 
-FLOW_ENTRYPOINT = "flows/pipeline.py:taskplan_pipeline"
 
 
 app = typer.Typer()   # its commands join taskplan.cli's app (see taskplan.cli)
@@ -46,7 +45,8 @@ def pipeline(
     overrides: SetOpt = None,
     stages: Annotated[Optional[str], typer.Option(help="Comma-separated subset, e.g. sft,grpo,evaluate.")] = None,
     refresh: Annotated[bool, typer.Option(help="Ignore cached stage results and run every stage.")] = False,
-    flow_file: Annotated[str, typer.Option("--flow", help="Flow entrypoint (file:function).")] = FLOW_ENTRYPOINT,
+    flow_file: Annotated[Optional[str], typer.Option("--flow", help="Another flow entrypoint (file:function); "
+                                                     "default: the package's (taskplan.orchestrate).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the whole pipeline as the Prefect flow (locally, in this process): cached stages are skipped."""
@@ -82,10 +82,14 @@ def ui(run: Annotated[bool, typer.Option("--run", help="Start it instead of prin
     os.execv(exe, [exe, *argv[1:]])
 
 
-def load_pipeline_flow(entrypoint: str = FLOW_ENTRYPOINT):  # noqa: ANN201 (a prefect Flow)
-    """The flow object of `file.py:function` (relative to the current directory)."""
+def load_pipeline_flow(entrypoint: str | None = None):  # noqa: ANN201 (a prefect Flow)
+    """The package's flow, or the flow object of `file.py:function` (relative to the current directory)."""
     from taskplan.errors import ConfigError
 
+    if entrypoint is None:
+        from taskplan.orchestrate import taskplan_pipeline
+
+        return taskplan_pipeline
     path, _, _ = entrypoint.partition(":")
     if not Path(path).is_file():
         raise ConfigError(f"flow file {path} not found; run from the project root or pass --flow FILE:FUNCTION")

@@ -48,7 +48,7 @@ class CompareConfig:
     eval_path: Path = Path("metrics/eval.json")          # written by `taskplan evaluate`
     cross_task_dir: Path = Path("metrics/cross_task")    # rows written by `taskplan cross-task`
     cross_task_rows: tuple[str, ...] = PAPER_TASKS       # <cross_task_dir>/<row>.json merged when present
-    cross_task_path: Path = Path("metrics/cross_task.json")  # the merged SR matrix (when any row exists)
+    cross_task_path: Path = Path("metrics/cross_task.json")  # the merged SR matrix ({} while no row exists)
     report_path: Path = Path("reports/report.md")
     plots_dir: Path = Path("plots/compare")
     candidate: str = "grpo"                              # policy whose mean SR is judged ...
@@ -98,11 +98,12 @@ def run_compare(cfg: CompareConfig) -> CompareResult:
     save_png(plot_bound(doc), plots / "bound_vs_sr.png")
     curves = {stage: Path(path) for stage, path in (_pair(c, "compare.curves") for c in cfg.curves)}
     save_png(plot_learning_curves(curves), plots / "learning_curves.png")
+    atomic_write_json(cfg.cross_task_path, cross)     # always written: a declared output of the stage
+    files.append(cfg.cross_task_path)
     if cross:
-        atomic_write_json(cfg.cross_task_path, cross)
         atomic_write_text(plots / "cross_task.csv", cross_task_csv(cross))
         save_png(plot_cross_task(cross), plots / "cross_task.png")
-        files += [plots / "cross_task.csv", plots / "cross_task.png", cfg.cross_task_path]
+        files += [plots / "cross_task.csv", plots / "cross_task.png"]
     atomic_write_json(cfg.verdict_path, verdict)
     files.append(cfg.verdict_path)
     training = {stage: _read_json(Path(path)) for stage, path in (_pair(t, "compare.training") for t in cfg.training)}

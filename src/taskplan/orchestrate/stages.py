@@ -1,0 +1,247 @@
+"""The pipeline's stages as dvc.yaml describes them: order, inputs, outputs, and the wiring between them.
+
+    from taskplan.orchestrate.stages import load_stages, stage_configs
+    stages = load_stages("dvc.yaml")                 # generate .. register, in dvc.yaml's order
+    cfgs = stage_configs(stages, "params.yaml", ["sft.max_steps=2"])
+    inputs_digest(stages["sft"], cfgs["sft"])        # cache key: the deps dvc.yaml lists, as this config reads them
+
+dvc.yaml is the one description of the stages. The flow runs its stages that are neither frozen nor
+`foreach` templates, in file order. A path in dvc.yaml is the default path of some config field (params.yaml
+writes the same path), so a path is resolved through the stage's config: the field whose params.yaml value
+is that path (or a folder above it) gives the path this run really uses (after `--set` overrides). Code deps
+(`src/taskplan/...`) resolve to the installed package, so a run from another directory hashes the code it
+runs. Hashing skips what `.dvcignore` tells DVC to skip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from taskplan.config import load_config
+from taskplan.errors import ConfigError
+from taskplan.io import path_digest
+
+BIG_FILE = 64 << 20     # larger files are fingerprinted by size + mtime (a cache key need not read 3 GB)
+CODE_PREFIX = "src/taskplan/"
+
+# The package function each pipeline stage runs, its config class, and the other sections it needs.
+# (dvc.yaml runs the same through `taskplan <stage>`; this is only where the code lives.)
+RUNNERS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+    "generate": ("taskplan.data.trajectories", "GenerateConfig", "run_generate", ()),
+    "validate": ("taskplan.data.validate", "ValidateConfig", "run_validate", ("build_dataset",)),
+    "build_dataset": ("taskplan.data.dataset", "BuildDatasetConfig", "run_build_dataset", ()),
+    "model_init": ("taskplan.model.builder", "ModelInitConfig", "run_model_init", ()),
+    "sft": ("taskplan.train.sft", "SftConfig", "run_sft", ()),
+    "grpo": ("taskplan.train.grpo", "GrpoConfig", "run_grpo", ()),
+    "evaluate": ("taskplan.evaluate.stage", "EvaluateConfig", "run_evaluate", ()),
+    "compare": ("taskplan.evaluate.report", "CompareConfig", "run_compare", ()),
+    "register": ("taskplan.tracking", "RegisterConfig", "register", ()),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    name: str
+    cmd: str
+    deps: tuple[str, ...]
+    outs: tuple[str, ...]          # outs, metrics and plots: everything the stage writes
+    root: Path                     # dvc.yaml's folder: literal paths are relative to it
+
+    @property
+    def code(self) -> tuple[str, ...]:
+        return tuple(d for d in self.deps if d.startswith(CODE_PREFIX))
+
+    @property
+    def data(self) -> tuple[str, ...]:
+        return tuple(d for d in self.deps if not d.startswith(CODE_PREFIX))
+
+    def config_class(self) -> type:
+        module, cls, _, _ = RUNNERS[self.name]
+        return getattr(importlib.import_module(module), cls)
+
+    def runner(self) -> Callable[..., Any]:
+        module, _, fn, _ = RUNNERS[self.name]
+        return getattr(importlib.import_module(module), fn)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return RUNNERS[self.name][3]
+
+
+def find_dvc_yaml(params: Path | str) -> Path:
+    """dvc.yaml beside the params file (the project root)."""
+    path = Path(params).resolve().parent / "dvc.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no dvc.yaml beside {params}: the pipeline's stages are read from it; run from the "
+                          "project root or pass --params <project>/params.yaml")
+    return path
+
+
+def load_stages(dvc_yaml: Path | str) -> dict[str, Stage]:
+    """The flow's stages (not frozen, not foreach), in dvc.yaml's order."""
+    path = Path(dvc_yaml)
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read {path} ({type(err).__name__}); restore it from git") from None
+    stages: dict[str, Stage] = {}
+    for name, body in (doc.get("stages") or {}).items():
+        if "foreach" in body or body.get("frozen"):
+            continue
+        if name not in RUNNERS:
+            raise ConfigError(f"{path}: stage {name!r} has no runner in taskplan.orchestrate.stages.RUNNERS; "
+                              "add one, or freeze the stage")
+        cmd = body["cmd"] if isinstance(body["cmd"], str) else " && ".join(body["cmd"])
+        outs = [*_paths(body.get("outs")), *_paths(body.get("metrics")), *_paths(body.get("plots"))]
+        stages[name] = Stage(name, cmd, tuple(_paths(body.get("deps"))), tuple(outs), path.parent.resolve())
+    return stages
+
+
+def stage_configs(stages: Iterable[str], params: Path | str, overrides: list[str]) -> dict[str, Any]:
+    """Every stage's config from the params file (profile applied, overrides last): fails before any work."""
+    return {name: load_config(_config_class(name), name, params, overrides) for name in stages}
+
+
+def resolve(stage: Stage, path: str, cfg: Any, defaults: Any) -> tuple[Path | None, str | None]:
+    """(the path this config uses for a dvc.yaml path, the config field it came from or None if literal).
+    A field of `defaults` (params.yaml without overrides) equal to the path, or to a folder above it, maps
+    it to the same field of `cfg`; list fields of `name=path` items map item by item."""
+    if path.startswith(CODE_PREFIX):
+        import taskplan
+
+        return Path(taskplan.__file__).parent / path.removeprefix(CODE_PREFIX), None
+    target = Path(path)
+    best: tuple[int, str, Path | None] | None = None
+    for field, default, current in _field_paths(defaults, cfg):
+        if default.parts and (default == target or default in target.parents):
+            rest = target.relative_to(default)
+            depth = len(default.parts)
+            if best is None or depth > best[0]:
+                best = (depth, field, None if current is None else current / rest)
+    if best is None:
+        return stage.root / target, None
+    return best[2], best[1]
+
+
+def inputs_digest(stage: Stage, cfg: Any, defaults: Any) -> str:
+    """sha256 over what the stage reads as dvc.yaml lists it: data deps resolved through the config, and the
+    package code deps."""
+    ignore = dvcignore(stage.root)
+    h = hashlib.sha256()
+    for dep in stage.deps:
+        path, _ = resolve(stage, dep, cfg, defaults)
+        digest = path_digest(path, quick_over=BIG_FILE, ignore=ignore) if path is not None else "none"
+        h.update(f"{dep}\0{digest}\0".encode())
+    return h.hexdigest()
+
+
+def outputs_exist(stage: Stage, cfg: Any, defaults: Any) -> bool:
+    """False when a cached result would point at outputs that are gone (then the stage runs again)."""
+    for out in stage.outs:
+        path, _ = resolve(stage, out, cfg, defaults)
+        if path is not None and not path.exists():
+            return False
+    return True
+
+
+def check_wiring(stages: dict[str, Stage], cfgs: dict[str, Any], defaults: dict[str, Any],
+                 selected: list[str]) -> None:
+    """Each selected stage must read what the selected stage before it writes (dvc.yaml's dep/out pairs,
+    resolved through both configs): one-line ConfigError naming the field if not."""
+    order = list(stages)
+    for consumer in selected:
+        for dep in stages[consumer].data:
+            producer = _producer(stages, order[:order.index(consumer)], selected, dep)
+            if producer is None:
+                continue
+            got, field = resolve(stages[consumer], dep, cfgs[consumer], defaults[consumer])
+            want, _ = resolve(stages[producer], dep, cfgs[producer], defaults[producer])
+            if field is None or got is None or want is None or _same(got, want):
+                continue
+            raise ConfigError(f"{consumer}.{field}={_value(cfgs[consumer], field, got)} but {producer} writes "
+                              f"{want}; make them the same in the params file")
+
+
+def dvcignore(root: Path) -> Callable[[str], bool]:
+    """A matcher for names under a hashed folder, from `.dvcignore` (gitignore syntax)."""
+    import pathspec
+
+    try:
+        lines = (root / ".dvcignore").read_text().splitlines()
+    except OSError:
+        lines = []
+    spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    return spec.match_file
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+
+def _paths(entries: Any) -> list[str]:
+    """dvc.yaml lists: plain paths, or {path: {options}}."""
+    out = []
+    for entry in entries or ():
+        out.extend([entry] if isinstance(entry, str) else list(entry))
+    return out
+
+
+def _config_class(name: str) -> type:
+    module, cls, _, _ = RUNNERS[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def _field_paths(defaults: Any, cfg: Any) -> Iterable[tuple[str, Path, Path | None]]:
+    """(field, its params.yaml path, the same field's path in cfg) for every path-like field and property."""
+    names = [f.name for f in dataclasses.fields(defaults)]
+    names += [n for n, v in vars(type(defaults)).items() if isinstance(v, property)]
+    for name in names:
+        default, current = getattr(defaults, name), getattr(cfg, name)
+        if isinstance(default, (str, Path)) and _pathlike(default):
+            yield name, Path(default), None if current is None else Path(current)
+        elif isinstance(default, (list, tuple)):
+            mine = dict(_named(current or ()))
+            for key, value in _named(default):
+                if _pathlike(value):
+                    yield name, Path(value), Path(mine[key]) if key in mine else None
+
+
+def _named(items: Iterable[Any]) -> list[tuple[str, str]]:
+    """`name=path` items (policy specs) as (name, path); other string items as (item, item)."""
+    out = []
+    for item in items:
+        if isinstance(item, (str, Path)):
+            key, sep, value = str(item).partition("=")
+            out.append((key, value) if sep else (str(item), str(item)))
+    return out
+
+
+def _pathlike(value: Any) -> bool:
+    return isinstance(value, Path) or ("/" in str(value) and "://" not in str(value))
+
+
+def _producer(stages: dict[str, Stage], before: list[str], selected: list[str], dep: str) -> str | None:
+    """The last selected stage before the consumer whose outs contain (or are inside) `dep`."""
+    for name in reversed(before):
+        if name in selected and any(_overlap(dep, out) for out in stages[name].outs):
+            return name
+    return None
+
+
+def _overlap(a: str, b: str) -> bool:
+    pa, pb = Path(a), Path(b)
+    return pa == pb or pb in pa.parents or pa in pb.parents
+
+
+def _same(a: Path, b: Path) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def _value(cfg: Any, field: str, resolved: Path) -> Any:
+    value = getattr(cfg, field)
+    return resolved if isinstance(value, (list, tuple)) else value

@@ -89,6 +89,11 @@ def test_instance_file_round_trip(tmp_path):
     (lambda d: d.update(task="pizza"), "unknown task"),
     (lambda d: d.pop("robot"), "missing key 'robot'"),
     (lambda d: d["stations"][0].update(x=99), "outside the"),
+    (lambda d: d["robot"].update(x=-1, y=3, facing=[1, 0]), r"robot at \(-1, 3\) is outside the 5x5 grid"),
+    (lambda d: d["robot"].update(x=5), "robot at .* outside the 5x5 grid"),
+    (lambda d: d["robot"].update(x=[0]), "robot x and y must be integers"),
+    (lambda d: d.update(stations=5), "stations must be a list"),
+    (lambda d: d.update(task=["burger"]), "task must be a task name"),
 ])
 def test_malformed_instances_are_rejected_with_one_line(tmp_path, mutate, message):
     inst = default_instance("burger")
@@ -98,6 +103,48 @@ def test_malformed_instances_are_rejected_with_one_line(tmp_path, mutate, messag
     with pytest.raises((InstanceError, UnknownTaskError), match=message) as err:
         load_instance(path)
     assert "\n" not in str(err.value)
+
+
+JUNK = [None, True, -1, 10**6, 1.5, "x", [], [1], [[0]], {}, {"kind": "table"}]
+
+
+def _paths(doc, prefix=()):
+    yield prefix
+    children = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
+    for key, value in children:
+        yield from _paths(value, prefix + (key,))
+
+
+def test_any_junk_value_anywhere_is_a_one_line_error_or_accepted():
+    """Hostile instance files: every value of a valid instance replaced by junk of every JSON type."""
+    base = default_instance("burger")
+    for path in [p for p in _paths(base) if p]:
+        for junk in JUNK:
+            inst = json.loads(json.dumps(base))
+            parent = inst
+            for key in path[:-1]:
+                parent = parent[key]
+            parent[path[-1]] = junk
+            try:
+                validate_instance(inst)
+            except (InstanceError, UnknownTaskError) as err:
+                assert "\n" not in str(err)
+                continue
+            build(inst)   # accepted: it must also build
+
+
+def test_unreadable_instance_files_are_one_line_errors(tmp_path):
+    loop = tmp_path / "loop.json"
+    loop.symlink_to(loop)
+    binary = tmp_path / "bin.json"
+    binary.write_bytes(b"\xff\xfe\x00{}")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    for path, message in [(tmp_path, "not a regular file"), (loop, "cannot read"), (binary, "not UTF-8"),
+                          (deep, "nests too deeply"), (tmp_path / "absent.json", "not found")]:
+        with pytest.raises(InstanceError, match=message) as err:
+            load_instance(path)
+        assert "\n" not in str(err.value)
 
 
 def test_not_json_is_rejected(tmp_path):

@@ -33,13 +33,17 @@ MAX_SEED_RETRIES = 50
 
 def load_instance(path: Path | str) -> dict:
     """Read and validate an instance file; raises a one-line InstanceError."""
+    from taskplan.io import read_text_input
+
     path = Path(path)
+    text = read_text_input(path, "instance file", InstanceError, max_bytes=16 << 20)
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InstanceError(f"instance file {path} not found; write one with `taskplan instance`") from None
+        data = json.loads(text)
     except json.JSONDecodeError as err:
         raise InstanceError(f"instance file {path} is not JSON ({err.msg} at line {err.lineno}); fix it") from None
+    except RecursionError:
+        raise InstanceError(f"instance file {path} nests too deeply to be an instance; "
+                            "write one with `taskplan instance`") from None
     validate_instance(data, where=str(path))
     return data
 
@@ -54,10 +58,15 @@ def validate_instance(data: dict, where: str = "instance") -> None:
     for key in ("task", "width", "height", "stations", "items", "robot"):
         if key not in data:
             raise bad(f"missing key {key!r}")
+    if not isinstance(data["task"], str):
+        raise bad(f"task must be a task name (a string), not {data['task']!r}; see `taskplan tasks`")
     get_task(data["task"])
     w, h = data["width"], data["height"]
-    if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
+    if not (_is_int(w) and _is_int(h) and w > 0 and h > 0):
         raise bad(f"width/height must be positive integers, got {w!r}x{h!r}")
+    for key in ("stations", "items", "containers"):
+        if not isinstance(data.get(key, []), list):
+            raise bad(f"{key} must be a list of objects, not {type(data[key]).__name__}")
     cells: dict[tuple[int, int], str] = {}
     for n, st in enumerate(data["stations"]):
         _check_obj(st, STATION_KINDS, f"stations[{n}]", w, h, bad)
@@ -69,10 +78,16 @@ def validate_instance(data: dict, where: str = "instance") -> None:
     if not isinstance(robot, dict) or not all(k in robot for k in ("x", "y", "facing")):
         raise bad("robot needs x, y and facing [dx, dy]")
     rcell = (robot["x"], robot["y"])
+    if not (_is_int(rcell[0]) and _is_int(rcell[1])):
+        raise bad(f"robot x and y must be integers, got ({rcell[0]!r}, {rcell[1]!r})")
+    if not (0 <= rcell[0] < w and 0 <= rcell[1] < h):
+        raise bad(f"robot at ({rcell[0]!r}, {rcell[1]!r}) is outside the {w}x{h} grid; put it on an empty cell "
+                  "next to a station")
     facing = robot["facing"]
     if rcell in cells:
         raise bad(f"robot stands on station cell {rcell}; put it on an empty cell next to a station")
-    if not (isinstance(facing, list) and len(facing) == 2 and tuple(facing) in _DIRS):
+    if not (isinstance(facing, list) and len(facing) == 2 and all(_is_int(d) for d in facing)
+            and tuple(facing) in _DIRS):
         raise bad(f"robot facing {facing!r} must be one of [0,1], [0,-1], [1,0], [-1,0]")
     if (rcell[0] + facing[0], rcell[1] + facing[1]) not in cells:
         raise bad(f"robot at {rcell} faces {facing}, where there is no station; face a station")
@@ -80,9 +95,9 @@ def validate_instance(data: dict, where: str = "instance") -> None:
     for n, it in enumerate(data["items"]):
         _check_obj(it, ITEM_KINDS, f"items[{n}]", w, h, bad)
         flags = it.get("flags", [])
-        if not isinstance(flags, list) or any(f not in ITEM_FLAGS for f in flags):
+        if not isinstance(flags, list) or any(not isinstance(f, str) or f not in ITEM_FLAGS for f in flags):
             raise bad(f"items[{n}] flags {flags!r}; allowed: {', '.join(ITEM_FLAGS)}")
-        if not isinstance(it.get("level", 0), int) or it.get("level", 0) < 0:
+        if not _is_int(it.get("level", 0)) or it.get("level", 0) < 0:
             raise bad(f"items[{n}] level must be a non-negative integer")
         cell = (it["x"], it["y"])
         if cell not in cells and cell != rcell:
@@ -290,8 +305,12 @@ def _names(objs: list[dict]) -> tuple[str, ...]:
 def _check_obj(obj, kinds, where, w, h, bad) -> None:
     if not isinstance(obj, dict):
         raise bad(f"{where} must be an object with kind, x, y")
-    if obj.get("kind") not in kinds:
+    if not isinstance(obj.get("kind"), str) or obj["kind"] not in kinds:
         raise bad(f"{where} has unknown kind {obj.get('kind')!r}; allowed: {', '.join(kinds)}")
     x, y = obj.get("x"), obj.get("y")
-    if not (isinstance(x, int) and isinstance(y, int) and 0 <= x < w and 0 <= y < h):
+    if not (_is_int(x) and _is_int(y) and 0 <= x < w and 0 <= y < h):
         raise bad(f"{where} ({obj['kind']}) at ({x!r}, {y!r}) is outside the {w}x{h} grid")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,6 +1,8 @@
 """The kitchen commands of the `taskplan` console script (contracts of DESIGN.md)."""
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +110,83 @@ def test_play_by_number_and_by_text(monkeypatch, capsys):
     assert code == 0
     assert "Error Feedback: missing action" in out
     assert f"Goal reached in {len(plan)} steps." in out
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["plan", "--task", "burger", "--seed", "abc"], "Invalid value for '--seed'"),
+    (["sftt"], "No such command 'sftt'"),
+    (["plan", "--bogus"], "No such option: --bogus"),
+])
+def test_usage_errors_are_one_line_and_exit_2(monkeypatch, capsys, args, fragment):
+    code, out, err = run_main(monkeypatch, capsys, *args)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("taskplan: error:") and fragment in err, err
+
+
+def _params(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("common: {profile: cpu-tiny, seed: 1}\ngrpo: {max_steps: 50}\nsft: {max_steps: 50}\n"
+                      "profiles: {cpu-tiny: {}}\n")
+    return str(params)
+
+
+@pytest.mark.parametrize("command, override, fragment", [
+    ("grpo", "grpoo.max_steps=2", "unknown section 'grpoo'; valid sections: common, grpo, sft"),
+    ("sft", "sft.max_steps=[1", "value '[1' is not valid YAML"),
+    ("sft", "common.sed=3", "unknown key common.sed"),
+    ("sft", "max_steps", "is not key=value"),
+])
+def test_bad_overrides_fail_before_the_stage_starts(monkeypatch, capsys, tmp_path, command, override, fragment):
+    import taskplan.train.grpo as grpo_module
+    import taskplan.train.sft as sft_module
+
+    def started(*_a, **_k):
+        raise AssertionError("the stage started despite a bad override")
+
+    monkeypatch.setattr(grpo_module, "run_grpo", started)
+    monkeypatch.setattr(sft_module, "run_sft", started)
+    code, out, err = run_main(monkeypatch, capsys, command, "--params", _params(tmp_path), "--set", override,
+                              "--no-track")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and fragment in err, err
+
+
+def test_overrides_of_other_known_sections_and_of_common_apply(tmp_path):
+    from taskplan.config import load_config
+    from taskplan.train.sft import SftConfig
+
+    cfg = load_config(SftConfig, "sft", _params(tmp_path), ["grpo.max_steps=2", "common.seed=7", "sft.max_steps=3"])
+    assert cfg.max_steps == 3 and cfg.seed == 7
+
+
+def test_unreadable_params_plan_and_instance_files_are_one_line(monkeypatch, capsys, tmp_path):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    binary = tmp_path / "bin"
+    binary.write_bytes(b"\xff\xfe\x00\x01")
+    deep = tmp_path / "deep"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    weird = tmp_path / "weird.yaml"
+    weird.write_text("common: 5\n")
+    for bad in (tmp_path, loop, binary, deep, weird):
+        cases = [["sft", "--params", str(bad), "--no-track"],
+                 ["plan", "--instance", str(bad)],
+                 ["replay", "--layout", "default", "--task", "burger", "--actions", str(bad)]]
+        for args in cases:
+            code, out, err = run_main(monkeypatch, capsys, *args)
+            if args[0] == "replay" and bad == weird:
+                assert code == 1   # a one-line plan that is no valid action
+                continue
+            assert code == 2 and out == "", (args, err)
+            assert err.count("\n") == 1 and err.startswith("taskplan: error:"), (args, err)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dir"])
+def test_instance_out_refuses_what_is_not_a_regular_file(monkeypatch, capsys, tmp_path, kind):
+    target = tmp_path / "target"
+    os.mkfifo(target) if kind == "fifo" else target.mkdir()
+    code, out, err = run_main(monkeypatch, capsys, "instance", "--task", "burger", "--seed", "1", "--out", str(target))
+    assert code == 2 and err.count("\n") == 1
+    assert ("is a directory" if kind == "dir" else "is not a regular file") in err, err
+    assert target.is_dir() if kind == "dir" else stat.S_ISFIFO(target.stat().st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["target"]

@@ -121,8 +121,8 @@ def test_read_text_input_gives_one_line_errors(tmp_path):
     loop.symlink_to(loop)
     binary = tmp_path / "bin"
     binary.write_bytes(b"\x00\xff\xfe")
-    for path, fragment in [(tmp_path, "not a regular file"), (loop, "cannot read"), (binary, "not UTF-8"),
-                           (tmp_path / "absent", "not found")]:
+    for path, fragment in [(tmp_path, "a directory"), (loop, "symbolic links"), (binary, "not UTF-8"),
+                           (tmp_path / "absent", "no such file")]:
         with pytest.raises(InstanceError, match=fragment) as info:
             read_text_input(path, "instance file", InstanceError)
         assert "\n" not in str(info.value)

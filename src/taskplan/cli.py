@@ -71,7 +71,7 @@ def instance(task: TaskOpt = None, seed: SeedOpt = None, layout: LayoutOpt = Non
 
     inst = resolve_instance(task, seed, layout, None)
     if out:
-        atomic_write_json(out, inst)
+        atomic_write_json(out, inst)   # refuses a directory, FIFO or device: only a regular file or a new path
     else:
         typer.echo(json.dumps(inst, indent=2))
 
@@ -148,16 +148,16 @@ def play(task: TaskOpt = None, seed: SeedOpt = None, layout: LayoutOpt = None, i
 
 def _read_actions(path: Path) -> list[str]:
     from taskplan.errors import InstanceError
+    from taskplan.io import read_text_input
 
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise InstanceError(f"cannot read plan file {path} ({err.strerror}); pass --actions FILE") from None
+    text = read_text_input(path, "plan file", InstanceError, "pass --actions FILE", 16 << 20)
     if text.lstrip().startswith(("[", "{")):
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as err:
             raise InstanceError(f"plan file {path} is not valid JSON ({err.msg}); use one action per line") from None
+        except RecursionError:
+            raise InstanceError(f"plan file {path} nests too deeply; give a JSON list of action strings") from None
         doc = doc.get("actions", doc) if isinstance(doc, dict) else doc
         if not isinstance(doc, list) or not all(isinstance(a, str) for a in doc):
             raise InstanceError(f"plan file {path} must be a list of action strings")
@@ -172,7 +172,7 @@ for _commands in (data_commands, train_commands, evaluate_commands, tracking_com
 
 
 def main() -> None:
-    """Console-script entry point: expected failures print one line and exit 2."""
+    """Console-script entry point: expected failures and usage errors print one line and exit 2."""
     try:
         rc = app(standalone_mode=False)
     except TaskplanError as err:
@@ -183,12 +183,17 @@ def main() -> None:
     except typer.Abort:
         typer.echo("taskplan: aborted", err=True)
         raise SystemExit(130) from None
-    except Exception as err:  # click usage errors carry their own exit code and message
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            raise SystemExit(err.exit_code) from None
-        raise
+    except typer.TyperException as err:   # typer's (vendored click's) usage errors: bad option value, no such command
+        raise SystemExit(_usage_error(err)) from None
     if isinstance(rc, int) and rc:
         raise SystemExit(rc)
+
+
+def _usage_error(err: typer.TyperException) -> int:
+    """Print a usage error as one line and return its exit code (2)."""
+    if type(err).__name__ == "NoArgsIsHelpError":   # `taskplan` alone: typer has printed the help already
+        return err.exit_code
+    ctx = getattr(err, "ctx", None)
+    message = " ".join(err.format_message().split()).rstrip(".")
+    typer.echo(f"taskplan: error: {message} (see `{ctx.command_path if ctx else 'taskplan'} --help`)", err=True)
+    return err.exit_code or 2

@@ -2,9 +2,10 @@
 
 `load_config(cls, section, path, overrides)` merges, in order:
 `common.seed`, the stage's `section`, `profiles[common.profile][section]`,
-then `--set key=value` overrides (`key` or `section.key`). Like nanoGPT's
-configurator it refuses unknown keys and type changes, so a misspelt key fails
-at load time instead of deep inside a run. Core code receives the resulting
+then `--set key=value` overrides (`key` or `section.key`; `common.seed` and
+`common.profile` too). Like nanoGPT's configurator it refuses unknown keys,
+unknown sections and type changes, so a misspelt key fails at load time
+instead of deep inside a run. Core code receives the resulting
 frozen dataclass and never opens params.yaml itself.
 """
 
@@ -26,13 +27,18 @@ T = TypeVar("T")
 def read_params(path: Path | str) -> dict[str, Any]:
     import yaml
 
+    from taskplan.io import read_text_input
+
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise ConfigError(f"parameters file {path} not found; run from the project root or pass --params FILE")
+    text = read_text_input(path, "parameters file", ConfigError, "pass --params FILE")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML ({str(err).splitlines()[0]}); fix the file") from None
+    except RecursionError:
+        raise ConfigError(f"{path} nests too deeply to be a parameters file; fix the file") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of sections; fix the file")
     return data
@@ -42,30 +48,21 @@ def load_config(cls: type[T], section: str, path: Path | str = "params.yaml",
                 overrides: list[str] | tuple[str, ...] = (), profile: str | None = None) -> T:
     """Build `cls` from params.yaml (see module docstring)."""
     params = read_params(path) if Path(path).exists() or path != "params.yaml" else {}
-    common = params.get("common") or {}
+    own, common_set = _split_overrides(overrides, section, params, path)
+    common = {**_mapping(params.get("common"), "common", path), **common_set}
     profile = profile or common.get("profile")
     values: dict[str, Any] = {}
     names = {f.name for f in dataclasses.fields(cls)}
     if "seed" in names and "seed" in common:
         values["seed"] = common["seed"]
-    values.update(_section(params, section, path))
+    values.update(_mapping(params.get(section), section, path))
     if profile:
-        profiles = params.get("profiles") or {}
+        profiles = _mapping(params.get("profiles"), "profiles", path)
         if profiles and profile not in profiles:
-            raise ConfigError(f"unknown profile {profile!r} in {path}; try one of: {', '.join(profiles)}")
-        values.update((profiles.get(profile) or {}).get(section) or {})
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError(f"override {item!r} is not key=value; e.g. --set {section}.max_steps=2")
-        key = key.strip()
-        if "." in key:
-            sec, _, key = key.partition(".")
-            if sec != section:
-                continue  # an override meant for another stage
-        import yaml
-
-        values[key] = yaml.safe_load(raw)
+            raise ConfigError(f"unknown profile {profile!r} in {path}; try one of: {', '.join(map(str, profiles))}")
+        chosen = _mapping(profiles.get(profile), f"profiles.{profile}", path)
+        values.update(_mapping(chosen.get(section), f"profiles.{profile}.{section}", path))
+    values.update(own)
     return build_config(cls, values, where=f"{path}:{section}")
 
 
@@ -73,7 +70,7 @@ def build_config(cls: type[T], values: dict[str, Any], where: str = "config") ->
     """Coerce `values` onto the dataclass fields of `cls`; unknown keys are an error."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
+    unknown = sorted(map(str, set(values) - set(fields)))
     if unknown:
         raise ConfigError(f"unknown key(s) {', '.join(unknown)} in {where}; valid keys: {', '.join(fields)}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
@@ -92,11 +89,55 @@ def config_dict(cfg: Any) -> dict[str, Any]:
     return out
 
 
-def _section(params: dict[str, Any], section: str, path: Path | str) -> dict[str, Any]:
-    sec = params.get(section) or {}
-    if not isinstance(sec, dict):
-        raise ConfigError(f"section {section!r} in {path} must be a mapping")
-    return dict(sec)
+def _mapping(value: Any, where: str, path: Path | str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} in {path} must be a mapping of key: value, not {type(value).__name__}; fix the file")
+    return dict(value)
+
+
+def _split_overrides(overrides: list[str] | tuple[str, ...], section: str, params: dict[str, Any],
+                     path: Path | str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Parse `--set [section.]key=value` items: (this section's values, common's values).
+
+    An override for another known section (one of params.yaml's, as `taskplan pipeline` passes every
+    override to every stage) is skipped; an unknown section or an unparsable value is an error."""
+    known = {section, "common"} | {str(k) for k in params if k != "profiles"}
+    own: dict[str, Any] = {}
+    common: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not key=value; e.g. --set {section}.max_steps=2")
+        sec = section
+        if "." in key:
+            sec, _, key = key.partition(".")
+            if sec not in known:
+                raise ConfigError(f"override {item!r} names unknown section {sec!r}; valid sections: "
+                                  f"{', '.join(sorted(known))}")
+        if sec not in (section, "common"):
+            continue  # an override meant for another stage
+        (own if sec == section else common)[key] = _yaml_value(item, raw)
+    allowed = {"seed", "profile"} | set(_mapping(params.get("common"), "common", path))
+    unknown = sorted(set(common) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown key common.{unknown[0]} in --set; valid keys: {', '.join(sorted(allowed))}")
+    return own, common
+
+
+def _yaml_value(item: str, raw: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(raw)
+    except RecursionError:
+        raise ConfigError(f"override {item!r}: value nests too deeply; give a plain value or list") from None
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"override {item!r}: value {raw!r} is not valid YAML ({where}); quote strings, "
+                          "close brackets, e.g. --set 'evaluate.seeds=[42, 84]'") from None
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:

@@ -37,10 +37,9 @@ def atomic_open(path: Path | str, mode: str = "w", encoding: str | None = "utf-8
     check_output_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
-        raise ConfigError(f"cannot create folder {path.parent} for {path} ({err.strerror}); "
-                          "choose another output path") from None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        raise ConfigError(f"cannot write {path} in {path.parent} ({err.strerror}); choose another output path") from None
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as fh:
@@ -87,24 +86,30 @@ def check_output_path(path: Path | str) -> None:
 
 
 def read_text_input(path: Path | str, what: str, error: type[TaskplanError] = ConfigError,
-                    max_bytes: int = 64 << 20) -> str:
-    """The UTF-8 text of a user-given file; anything unreadable is one line of `error` naming `what`."""
+                    hint: str = "check the path", max_bytes: int = 64 << 20) -> str:
+    """The UTF-8 text of a user-given file. Anything else (missing, a directory or FIFO, a symlink loop,
+    binary bytes, too large) is one line, `cannot read <what> <path> (<why>); <hint>`, raised as `error`."""
     path = Path(path)
+
+    def fail(why: str) -> TaskplanError:
+        return error(f"cannot read {what} {path} ({why}); {hint}")
+
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise error(f"{what} {path} is not a regular file; pass a file")
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise fail("a directory" if stat.S_ISDIR(mode) else "not a regular file")
         with open(path, "rb") as fh:
             data = fh.read(max_bytes + 1)
     except FileNotFoundError:
-        raise error(f"{what} {path} not found; check the path") from None
+        raise fail("no such file") from None
     except OSError as err:
-        raise error(f"cannot read {what} {path} ({err.strerror or type(err).__name__}); pass a readable file") from None
+        raise fail(err.strerror or type(err).__name__) from None
     if len(data) > max_bytes:
-        raise error(f"{what} {path} is larger than {max_bytes >> 20} MiB; pass the right file")
+        raise fail(f"larger than {max_bytes >> 20} MiB")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise error(f"{what} {path} is not UTF-8 text (byte {err.start}); pass a text file") from None
+        raise fail(f"not UTF-8 text, byte {err.start}") from None
 
 
 @contextmanager

@@ -36,7 +36,7 @@ def load_instance(path: Path | str) -> dict:
     from taskplan.io import read_text_input
 
     path = Path(path)
-    text = read_text_input(path, "instance file", InstanceError, max_bytes=16 << 20)
+    text = read_text_input(path, "instance file", InstanceError, "write one with `taskplan instance`", 16 << 20)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:

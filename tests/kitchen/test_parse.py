@@ -52,3 +52,36 @@ def test_fuzz_never_raises():
         res = parse_action(reply, VALID)
         assert (res.action is None) != (res.error is None)
         assert res.action is None or res.action in VALID
+
+
+def test_patterns_stay_on_one_line():
+    """A line-start pattern that may run across line breaks is quadratic on "\n" * n (11 s at n = 16000)."""
+    assert not parse_action("Action\n:\nDo nothing", VALID).ok
+    assert parse_action("\n\n  \t Action:  Do nothing \r\n\n", VALID).action == "Do nothing"
+    assert parse_action("\n" * 16000, VALID).error.startswith("missing action")
+    assert parse_action(" \n" * 16000 + "Reasoning: x\nAction: Do nothing", VALID).has_reasoning
+
+
+def test_only_the_tail_of_a_long_reply_is_parsed(monkeypatch):
+    import taskplan.kitchen.parse as parse
+
+    seen = []
+
+    class Spy:
+        def __init__(self, pattern):
+            self.pattern = pattern
+
+        def findall(self, text):
+            seen.append(len(text))
+            return self.pattern.findall(text)
+
+        def search(self, text):
+            seen.append(len(text))
+            return self.pattern.search(text)
+
+    monkeypatch.setattr(parse, "_ACTION_LINE", Spy(parse._ACTION_LINE))
+    monkeypatch.setattr(parse, "_REASONING", Spy(parse._REASONING))
+    filler = "Action: Fly away\n" + "x" * 50 + "\n" * 1_000_000
+    assert parse_action(filler + "Action: Do nothing" + " \n" * 100_000, VALID).action == "Do nothing"
+    assert seen and max(seen) <= parse.MAX_REPLY_CHARS
+    assert not parse_action("Action: Do nothing" + "x" * parse.MAX_REPLY_CHARS, VALID).ok   # the cut line is dropped

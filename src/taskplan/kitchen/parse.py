@@ -4,6 +4,10 @@ Accepted: an `Action: <string>` line (the last one wins), tolerant of case,
 surrounding whitespace, quotes/backticks and a trailing period; a reply that is
 only an action string is accepted too. The action must then equal one of the
 valid actions (case-insensitively); the result carries the canonical text.
+
+Parsing is linear in the reply: the patterns never match across a line break,
+and only the last MAX_REPLY_CHARS characters are read (from the first whole
+line in them), since the last action line is the one that counts.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_ACTION_LINE = re.compile(r"^\s*(?:[*_#>\-]+\s*)?action\s*[*_]*\s*:\s*(.*?)\s*$", re.IGNORECASE | re.MULTILINE)
-_REASONING = re.compile(r"^\s*(?:[*_#>\-]+\s*)?reasoning\s*[*_]*\s*:", re.IGNORECASE | re.MULTILINE)
+MAX_REPLY_CHARS = 8192   # a reply is read from its tail; far above any reply budget (max_new_tokens)
+_H = r"[^\S\n]*"         # horizontal white space only: a pattern that may span lines is quadratic on "\n" * n
+_ACTION_LINE = re.compile(rf"^{_H}(?:[*_#>\-]+{_H})?action{_H}[*_]*{_H}:(.*)$", re.IGNORECASE | re.MULTILINE)
+_REASONING = re.compile(rf"^{_H}(?:[*_#>\-]+{_H})?reasoning{_H}[*_]*{_H}:", re.IGNORECASE | re.MULTILINE)
 _STRIP = " \t\r\n\"'`*."
 
 
@@ -32,6 +38,7 @@ def extract_action(reply: object) -> str | None:
     """The action string the reply names, before any validity check."""
     if not isinstance(reply, str):
         return None
+    reply = _tail(reply)
     found = _ACTION_LINE.findall(reply)
     if found:
         return found[-1].strip(_STRIP)
@@ -55,6 +62,7 @@ def parse_action(reply: object, valid_actions: list[str] | tuple[str, ...]) -> P
 def _parse(reply: object, valid_actions) -> ParsedAction:
     if not isinstance(reply, str):
         return ParsedAction(None, "reply is not text", None)
+    reply = _tail(reply)
     has_reasoning = bool(_REASONING.search(reply))
     raw = extract_action(reply)
     if raw is None:
@@ -70,3 +78,14 @@ def _parse(reply: object, valid_actions) -> ParsedAction:
         return ParsedAction(None, "missing action: end the reply with a line 'Action: <one valid action>'",
                             raw, has_reasoning)
     return ParsedAction(None, f"action '{raw}' is not valid", raw, has_reasoning)
+
+
+def _tail(reply: str) -> str:
+    """The last MAX_REPLY_CHARS characters of a reply (trailing white space dropped first), from the first
+    line that starts in them."""
+    if len(reply) <= MAX_REPLY_CHARS:
+        return reply
+    reply = reply.rstrip()
+    if len(reply) <= MAX_REPLY_CHARS:
+        return reply
+    return reply[-MAX_REPLY_CHARS:].partition("\n")[2]

@@ -75,6 +75,26 @@ def test_missing_model_exits_2_with_one_line(monkeypatch, capsys, tmp_path):
     assert "does not exist" in out.err
 
 
+@pytest.mark.parametrize("bad", ["corrupt", "api=http://"])
+def test_a_bad_policy_spec_fails_before_anything_is_written(monkeypatch, capsys, tmp_path, tiny_model_dir, bad):
+    import shutil
+
+    corrupt = tmp_path / "models" / "sft"
+    shutil.copytree(tiny_model_dir, corrupt)
+    weights = (corrupt / "model.safetensors").read_bytes()
+    (corrupt / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    spec = f"sft={corrupt}" if bad == "corrupt" else bad
+    outputs = tmp_path / "outputs" / "eval"
+    outputs.mkdir(parents=True)
+    (outputs / "random.jsonl").write_text("earlier run\n")
+    params = _params(tmp_path, policies=f"[random, '{spec}']")
+    code, out = _run_main(monkeypatch, capsys, "evaluate", "--params", params)
+    assert code == 2 and out.err.startswith("taskplan: error:") and out.err.count("\n") == 1, out.err
+    assert ("unreadable weights" if bad == "corrupt" else "names no host") in out.err
+    assert (outputs / "random.jsonl").read_text() == "earlier run\n", "random.jsonl was rewritten"
+    assert not (tmp_path / "metrics").exists()
+
+
 def test_unknown_task_and_key_exit_2(monkeypatch, capsys, tmp_path):
     params = _params(tmp_path)
     code, out = _run_main(monkeypatch, capsys, "evaluate", "--params", params, "--set", "evaluate.tasks=[burgr]")

@@ -9,7 +9,8 @@ import pytest
 from taskplan.data.prompts import answer_text, build_messages
 from taskplan.errors import ConfigError, ModelNotFoundError
 from taskplan.evaluate.policies import (ChatEndpointPolicy, ExpertPolicy, HFPolicy, PolicyOptions, RandomPolicy, Scorer,
-                                        Turn, chat_completions_url, make_policy, parse_policy_spec, policy_kind)
+                                        Turn, chat_completions_url, check_policy_specs, make_policy, parse_policy_spec,
+                                        policy_kind)
 from taskplan.evaluate.rollout import EpisodeSpec, run_episodes
 from taskplan.kitchen import KitchenEnv
 
@@ -100,6 +101,114 @@ def test_endpoint_errors_are_one_line(chat_server):
     unreachable = ChatEndpointPolicy("http://127.0.0.1:9", retries=0, timeout=2.0)
     with pytest.raises(ModelNotFoundError, match="unreachable"):
         unreachable.act([turn_of()])
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP server that accepts connections and then says nothing (or, with `trickle`, a byte at a time)."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    conns, stop = [], threading.Event()
+    mode = {"trickle": False}
+
+    def serve():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            conns.append(conn)
+            if mode["trickle"]:
+                threading.Thread(target=trickle, args=(conn,), daemon=True).start()
+
+    def trickle(conn):
+        try:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+            while not stop.wait(0.2):
+                conn.sendall(b" ")
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", mode
+    finally:
+        stop.set()
+        thread.join()
+        for conn in conns:
+            conn.close()
+        listener.close()
+
+
+@pytest.mark.parametrize("trickle", [False, True])
+def test_endpoint_that_never_answers_fails_at_the_total_deadline(silent_server, trickle):
+    import time
+
+    url, mode = silent_server
+    mode["trickle"] = trickle
+    policy = make_policy(f"mute={url}/v1", PolicyOptions(endpoint_timeout=1.0))
+    t0 = time.monotonic()
+    with pytest.raises(ModelNotFoundError, match=r"did not answer within 1 s; .*evaluate.endpoint_timeout") as err:
+        policy.act([turn_of(), turn_of("burger", 84)])
+    elapsed = time.monotonic() - t0
+    policy.close()
+    assert "\n" not in str(err.value)
+    assert elapsed < 2.5, f"{elapsed:.1f} s: the deadline covers every try (3 tries x 1 s before)"
+
+
+def test_endpoint_deadline_must_be_positive():
+    with pytest.raises(ConfigError, match="endpoint_timeout"):
+        ChatEndpointPolicy("http://127.0.0.1:9", timeout=0)
+
+
+def _corrupt(src, dst, how):
+    import shutil
+
+    shutil.copytree(src, dst)
+    if how == "empty":
+        shutil.rmtree(dst)
+        dst.mkdir()
+    elif how == "config":
+        (dst / "config.json").write_text("{not json")
+    elif how == "truncated":
+        data = (dst / "model.safetensors").read_bytes()
+        (dst / "model.safetensors").write_bytes(data[: len(data) // 2])
+    elif how == "no_weights":
+        (dst / "model.safetensors").unlink()
+    elif how == "no_template":
+        (dst / "chat_template.jinja").unlink()
+    return dst
+
+
+@pytest.mark.parametrize("how, message", [
+    ("empty", "no config.json"), ("config", "config.json that does not load"), ("truncated", "unreadable weights model.safetensors"),
+    ("no_weights", "no \\*.safetensors"), ("no_template", "without a chat template"),
+])
+def test_check_policy_specs_finds_a_corrupt_model_folder(tiny_model_dir, tmp_path, how, message):
+    bad = _corrupt(tiny_model_dir, tmp_path / "sft", how)
+    with pytest.raises(ModelNotFoundError, match=message) as err:
+        check_policy_specs(["random", f"sft={bad}"])
+    assert "\n" not in str(err.value) and "'sft'" in str(err.value)
+
+
+def test_check_policy_specs_accepts_what_loads(tiny_model_dir):
+    check_policy_specs(["random", "expert", f"tiny={tiny_model_dir}", "qwen=Qwen/Qwen2.5-1.5B-Instruct",
+                        "local=http://localhost:8000/v1"])
+
+
+@pytest.mark.parametrize("spec, error, message", [
+    ("api=http://", ConfigError, "names no host"),
+    ("api=http://localhost:port/v1", ConfigError, "malformed"),
+    ("sft=models/nope", ModelNotFoundError, "does not exist"),
+    ("sft", ConfigError, "needs a target"),
+])
+def test_check_policy_specs_rejects_bad_specs(spec, error, message):
+    with pytest.raises(error, match=message):
+        check_policy_specs(["random", spec])
 
 
 def test_model_policy_rejects_a_missing_folder(tmp_path):

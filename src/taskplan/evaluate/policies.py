@@ -17,7 +17,8 @@ Four kinds, chosen by a spec string `name[=target]` (see `make_policy`):
 - `NAME=PATH_OR_HUB_ID`: a causal LM (transformers), batched generation with
   left padding, greedy when temperature is 0, sampled otherwise.
 - `NAME=http(s)://HOST[:PORT][/v1]`: any OpenAI-compatible chat endpoint
-  (POST /v1/chat/completions), turns sent concurrently.
+  (POST /v1/chat/completions), turns sent concurrently; each turn has one
+  total deadline (`endpoint_timeout`, retries included).
 
 Evaluation modes of a model policy: `free` (the paper's protocol: generated
 text, parsed by the environment's parser) and `constrained`
@@ -29,6 +30,7 @@ always valid, so the mode separates "knows what to do" from "can write it".
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -85,7 +87,7 @@ class PolicyOptions:
     dtype: str = "auto"             # auto | float32 | bfloat16 | float16
     endpoint_model: str = ""        # "model" field sent to a chat endpoint ("" = the policy name)
     endpoint_concurrency: int = 8   # requests in flight per batch
-    endpoint_timeout: float = 60.0  # seconds per request
+    endpoint_timeout: float = 30.0  # seconds an endpoint may take per turn, all tries together
     api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the endpoint's key, if any
     planner_seconds: float = 300.0  # expert: give up planning after this long
     pad_tolerance: float | None = None  # a batch's longest prompt <= (1 + this) x its shortest; None: auto
@@ -107,6 +109,20 @@ def parse_policy_spec(spec: str) -> tuple[str, str]:
         raise ConfigError(f"policy {spec!r} needs a target: {name}=MODEL_DIR, {name}=HUB_ID or "
                           f"{name}=http://HOST:PORT/v1 (built-ins: {', '.join(BUILTIN)})")
     return name, target
+
+
+def check_policy_specs(specs: Sequence[str]) -> None:
+    """Fail before anything is written or run: every spec parses, every endpoint URL is well formed, and
+    every local model folder holds a loadable config, a tokenizer with a chat template and complete
+    safetensors weights (headers only; tensors are read when the policy loads). Hub ids are checked when
+    they load."""
+    for spec in specs:
+        name, target = parse_policy_spec(spec)
+        kind = policy_kind(target)
+        if kind == "endpoint":
+            _check_endpoint_url(name, target)
+        elif kind == "model":
+            _check_model_folder(name, target)
 
 
 def policy_kind(target: str) -> str:
@@ -379,15 +395,20 @@ class ConstrainedPolicy:
 
 
 class ChatEndpointPolicy:
-    """Any OpenAI-compatible chat endpoint: one POST /v1/chat/completions per turn, sent concurrently."""
+    """Any OpenAI-compatible chat endpoint: one POST /v1/chat/completions per turn, sent concurrently.
+
+    `timeout` is a total deadline per turn: connecting, waiting, reading and retrying all count, so a
+    server that accepts connections but never answers (or trickles bytes) fails after `timeout` seconds."""
 
     def __init__(self, url: str, model: str = "default", name: str = "endpoint", temperature: float = 0.0,
-                 max_tokens: int = 64, timeout: float = 60.0, concurrency: int = 8, api_key: str | None = None,
+                 max_tokens: int = 64, timeout: float = 30.0, concurrency: int = 8, api_key: str | None = None,
                  retries: int = 2, client: Any = None):
         import httpx
 
+        if not timeout > 0:
+            raise ConfigError(f"endpoint timeout {timeout!r}: give a number of seconds > 0 (evaluate.endpoint_timeout)")
         self.name, self.model, self.url = name, model, chat_completions_url(url)
-        self.temperature, self.max_tokens, self.retries = temperature, max_tokens, retries
+        self.temperature, self.max_tokens, self.retries, self.timeout = temperature, max_tokens, retries, timeout
         self.concurrency = max(1, concurrency)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = client or httpx.Client(timeout=timeout, headers=headers)
@@ -395,8 +416,11 @@ class ChatEndpointPolicy:
     def act(self, turns: Sequence[Turn]) -> list[str]:
         if len(turns) <= 1 or self.concurrency == 1:
             return [self._ask(t.messages) for t in turns]
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(turns))) as pool:
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(turns)))
+        try:
             return list(pool.map(lambda t: self._ask(t.messages), turns))
+        finally:   # after a failure, the turns not yet sent are dropped instead of waiting out their deadlines
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
         self._client.close()
@@ -406,27 +430,45 @@ class ChatEndpointPolicy:
 
         body = {"model": self.model, "messages": messages, "temperature": self.temperature,
                 "max_tokens": self.max_tokens}
+        deadline = time.monotonic() + self.timeout
         for attempt in range(self.retries + 1):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
             try:
-                resp = self._client.post(self.url, json=body)
+                status, data = self._post(body, deadline, httpx.Timeout(left))
+            except (httpx.TimeoutException, TimeoutError):
+                break
             except httpx.HTTPError as err:
                 if attempt < self.retries:
-                    time.sleep(0.5 * 2**attempt)
+                    time.sleep(max(0.0, min(0.5 * 2**attempt, deadline - time.monotonic())))
                     continue
                 raise ModelNotFoundError(f"chat endpoint {self.url} unreachable ({type(err).__name__}: "
                                          f"{str(err)[:120]}); start the server or fix the policy URL") from None
-            if resp.status_code >= 500 and attempt < self.retries:
-                time.sleep(0.5 * 2**attempt)
+            text = data.decode("utf-8", "replace")
+            if status >= 500 and attempt < self.retries:
+                time.sleep(max(0.0, min(0.5 * 2**attempt, deadline - time.monotonic())))
                 continue
-            if resp.status_code != 200:
-                raise ModelNotFoundError(f"chat endpoint {self.url} answered HTTP {resp.status_code} "
-                                         f"({resp.text[:160]!r}); check the URL, model name and API key")
+            if status != 200:
+                raise ModelNotFoundError(f"chat endpoint {self.url} answered HTTP {status} "
+                                         f"({text[:160]!r}); check the URL, model name and API key")
             try:
-                return resp.json()["choices"][0]["message"]["content"] or ""
-            except (ValueError, KeyError, IndexError, TypeError):
+                return json.loads(text)["choices"][0]["message"]["content"] or ""
+            except (ValueError, KeyError, IndexError, TypeError, RecursionError):
                 raise ModelNotFoundError(f"chat endpoint {self.url} sent no choices[0].message.content "
-                                         f"({resp.text[:160]!r}); is it OpenAI-compatible?") from None
-        raise AssertionError("unreachable")
+                                         f"({text[:160]!r}); is it OpenAI-compatible?") from None
+        raise ModelNotFoundError(f"chat endpoint {self.url} did not answer within {self.timeout:g} s; check the "
+                                 "server, or allow more time with evaluate.endpoint_timeout")
+
+    def _post(self, body: dict[str, Any], deadline: float, timeout: Any) -> tuple[int, bytes]:
+        """One POST; the body is read in chunks so that a trickling server cannot outlast the deadline."""
+        with self._client.stream("POST", self.url, json=body, timeout=timeout) as resp:
+            chunks = []
+            for chunk in resp.iter_bytes():
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+            return resp.status_code, b"".join(chunks)
 
 
 def chat_completions_url(url: str) -> str:
@@ -435,6 +477,65 @@ def chat_completions_url(url: str) -> str:
     if url.endswith("/chat/completions"):
         return url
     return url + ("/chat/completions" if url.endswith("/v1") else "/v1/chat/completions")
+
+
+def _check_endpoint_url(name: str, target: str) -> None:
+    import httpx
+
+    try:
+        url = httpx.URL(chat_completions_url(target))
+    except (httpx.InvalidURL, ValueError) as err:
+        raise ConfigError(f"policy {name!r}: endpoint URL {target!r} is malformed ({err}); "
+                          f"e.g. {name}=http://localhost:8000/v1") from None
+    if not url.host:
+        raise ConfigError(f"policy {name!r}: endpoint URL {target!r} names no host; e.g. {name}=http://localhost:8000/v1")
+
+
+def _check_model_folder(name: str, target: str) -> None:
+    from pathlib import Path
+
+    path = Path(target).expanduser()
+    if not path.exists():
+        hub_like = target.count("/") == 1 and not target.startswith((".", "/", "~", "models/", "outputs/"))
+        if hub_like:
+            return
+        raise ModelNotFoundError(f"model folder {target} of policy {name!r} does not exist; run the stage that "
+                                 "writes it (model-init, sft, grpo) or fix the policy list")
+    from safetensors import SafetensorError, safe_open
+    from transformers import AutoConfig
+
+    from taskplan.model.factory import load_tokenizer
+
+    def broken(why: str) -> ModelNotFoundError:
+        return ModelNotFoundError(f"model folder {target} of policy {name!r} {why}; rerun the stage that "
+                                  "wrote it (model-init, sft, grpo) or fix the policy list")
+
+    if not path.is_dir() or not (path / "config.json").is_file():
+        raise broken("is not a model folder (no config.json)")
+    try:
+        AutoConfig.from_pretrained(str(path), trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as err:
+        raise broken(f"has a config.json that does not load ({_first_line(err)})") from None
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights:
+        raise broken("has no *.safetensors weights")
+    for file in weights:
+        try:
+            with safe_open(str(file), framework="numpy") as fh:
+                fh.keys()
+        except (SafetensorError, OSError) as err:
+            raise broken(f"has unreadable weights {file.name} ({_first_line(err)})") from None
+    try:
+        tokenizer = load_tokenizer(str(path))
+    except ModelNotFoundError:
+        raise broken("has a tokenizer that does not load") from None
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise broken("has a tokenizer without a chat template")
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:160] if lines else type(err).__name__
 
 
 def _length_buckets(order: list[int], lengths: list[int], size: int, tolerance: float) -> list[list[int]]:

@@ -34,7 +34,7 @@ from taskplan.evaluate.bound import (expert_bounds, mean_bound_by_task, mean_log
                                      sampled_sr_opt)
 from taskplan.evaluate.metrics import add_bounds, add_sampled_sr_opt, flat_metrics, task_table
 from taskplan.evaluate.policies import (ConstrainedPolicy, HFPolicy, Policy, PolicyOptions, Scorer, make_policy,
-                                        parse_policy_spec, policy_kind)
+                                        parse_policy_spec, policy_kind, check_policy_specs)
 from taskplan.evaluate.rollout import (Episode, EpisodeSpec, Progress, RolloutSettings, run_episodes,
                                        write_transcripts)
 from taskplan.io import atomic_write_json, atomic_write_jsonl
@@ -67,7 +67,7 @@ class EvaluateConfig:
     constrained: tuple[str, ...] = ()    # model policies also evaluated with constrained decoding
     endpoint_model: str = ""             # "model" sent to chat endpoints ("" = the policy name)
     endpoint_concurrency: int = 8        # requests in flight to a chat endpoint
-    endpoint_timeout: float = 60.0       # seconds per endpoint request
+    endpoint_timeout: float = 30.0       # seconds a chat endpoint may take per turn, all tries together
     planner_seconds: float = 300.0       # expert planner limit per call
     keep_prompts: bool = False           # store every turn's user message in the transcripts (large)
     merge: bool = False                  # keep other policies already present in out_path
@@ -181,7 +181,7 @@ class PolicyEvaluation:
 def run_evaluate(cfg: EvaluateConfig, progress: Progress | None = None) -> EvaluateResult:
     start = time.perf_counter()
     specs = resolve_specs(cfg.tasks, cfg.seeds, cfg.suite)
-    _precheck_targets(cfg.policies)
+    check_policy_specs(cfg.policies)   # every spec loadable before anything is written
     _set_cpu_threads(cfg.cpu_threads)
     plans = optimal_plans(specs, cfg.planner_seconds)
     specs = with_caps(specs, plans)

@@ -169,3 +169,72 @@ def test_register_command_prints_the_decision(mlflow_uri, project, tmp_path, mon
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout.strip().splitlines()[-1])
     assert doc["version"] == "1" and doc["promoted"] is True
+
+
+def _register_cli(cfg: RegisterConfig, cwd: Path):
+    import os
+    import subprocess
+    import sys
+
+    exe = str(Path(sys.executable).with_name("taskplan"))
+    (cwd / "params.yaml").write_text("register: {}\n")
+    args = [exe, "register", "--set", f"register.model_dir={cfg.model_dir}", "--set",
+            f"register.eval_path={cfg.eval_path}", "--set", f"register.verdict_path={cfg.verdict_path}",
+            "--set", f"register.decision_path={cfg.decision_path}"]
+    return subprocess.Popen(args, cwd=cwd, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+@pytest.mark.smoke
+def test_concurrent_registrations_add_one_version_per_folder_and_the_better_model_wins(
+        mlflow_uri, project, write_eval, tmp_path):
+    """Two `taskplan register` processes at once: the same folder -> one version; two folders -> the one
+    with the higher SR holds @champion whichever finished last (the lock serialises the read and the move)."""
+    import mlflow
+
+    variant, cfg, _ = project
+    client = mlflow.MlflowClient(tracking_uri=mlflow_uri)
+    worse, better = tmp_path / "a", tmp_path / "b"
+    for folder, sr in ((worse, 0.8), (better, 0.9)):
+        folder.mkdir()
+        write_eval(folder / "eval.json", {"grpo": {"burger": (sr, 20.0)}})
+    same = [replace_paths(cfg(variant(1)), tmp_path / "a") for _ in range(2)]
+    procs = [_register_cli(c, tmp_path) for c in same]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0], [p.stdout.read() for p in procs]
+    assert len(client.search_model_versions(f"name='{NAME}'")) == 1, "one version per folder digest"
+
+    procs = [_register_cli(replace_paths(cfg(variant(n)), folder), tmp_path)
+             for n, folder in ((2, worse), (3, better))]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0], [p.stdout.read() for p in procs]
+    champion = client.get_model_version_by_alias(NAME, "champion")
+    assert float(champion.tags["sr_mean"]) == 0.9 and champion.tags["sr/burger"] == "0.9"
+
+
+def replace_paths(cfg: RegisterConfig, folder: Path) -> RegisterConfig:
+    from dataclasses import replace
+
+    return replace(cfg, eval_path=folder / "eval.json", decision_path=folder / f"register_{cfg.model_dir.name}.json")
+
+
+def test_alias_taken_meanwhile_by_a_worse_version_is_taken_back(mlflow_uri, project):
+    """Compare-and-set after the write (writers on other hosts): a worse holder loses the alias, a better
+    one keeps it and the decision says so."""
+    import mlflow
+
+    from taskplan.tracking.registry import _settle_alias
+
+    variant, cfg, scores = project
+    client = mlflow.MlflowClient(tracking_uri=mlflow_uri)
+    scores(0.5, 20.0)
+    mine = register(cfg(variant(1)))
+    scores(0.2, 20.0)
+    other = register(cfg(variant(2)))
+    client.set_registered_model_alias(NAME, "champion", other.version)          # a stale writer moved it
+    settled = _settle_alias(client, cfg(variant(1)), mine.version, mine.scores, mine.decision)
+    assert settled.promote and str(client.get_model_version_by_alias(NAME, "champion").version) == mine.version
+    scores(0.9, 20.0)
+    best = register(cfg(variant(3)))
+    assert best.promoted
+    lost = _settle_alias(client, cfg(variant(1)), mine.version, mine.scores, mine.decision)
+    assert not lost.promote and "meanwhile" in lost.reason
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == best.version

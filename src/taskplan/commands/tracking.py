@@ -65,7 +65,7 @@ def pipeline(
 def ui(run: Annotated[bool, typer.Option("--run", help="Start it instead of printing it.")] = False,
        port: Annotated[int, typer.Option(help="Port of the UI.")] = 5000) -> None:
     """Print (or --run) the command that opens the MLflow UI on the tracking store."""
-    from taskplan.tracking.mlflow_logging import DEFAULT_ARTIFACTS, tracking_uri
+    from taskplan.tracking.backend import DEFAULT_ARTIFACTS, tracking_uri
 
     uri = tracking_uri()
     if uri.startswith("sqlite:///") and Path(uri.removeprefix("sqlite:///")) == (Path.cwd() / "mlflow.db").resolve():

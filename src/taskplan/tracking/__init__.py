@@ -14,11 +14,12 @@ import os
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from taskplan.tracking.mlflow_logging import (PipelineRun, configure, flat_config, log_failure,  # noqa: E402
-                                              log_stage, pipeline_run, run_name, stage_metrics, tracking_uri)
+from taskplan.tracking.backend import configure, registry_lock, tracking_uri  # noqa: E402
+from taskplan.tracking.mlflow_logging import (PipelineRun, flat_config, log_failure, log_stage,  # noqa: E402
+                                              pipeline_run, run_name, stage_metrics)
 from taskplan.tracking.registry import (Decision, RegisterConfig, RegisterResult, decide,  # noqa: E402
                                         load_champion, promote, register)
 
 __all__ = ["PipelineRun", "configure", "flat_config", "log_failure", "log_stage", "pipeline_run", "run_name",
-           "stage_metrics", "tracking_uri", "Decision", "RegisterConfig", "RegisterResult", "decide",
+           "stage_metrics", "tracking_uri", "registry_lock", "Decision", "RegisterConfig", "RegisterResult", "decide",
            "load_champion", "promote", "register"]

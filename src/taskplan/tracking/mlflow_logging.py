@@ -7,9 +7,7 @@
 
     log_stage("grpo", cfg, result)                            # a top-level run (e.g. from the CLI)
 
-Backend: `MLFLOW_TRACKING_URI` when set; otherwise a SQLite file `mlflow.db`
-in the current directory (the project root) with artifacts in `mlartifacts/`
-beside it, so a fresh clone needs no server. A run records the stage's
+Backend and experiment: tracking/backend.py. A run records the stage's
 flattened config as params, its final metrics (namespaced `<stage>/<key>`
 unless already namespaced, e.g. `eval/<policy>/<task>/sr`), the per-step
 history as step metrics, and its outputs as artifacts (metrics JSON, plots,
@@ -32,11 +30,10 @@ from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+from taskplan.tracking.backend import configure
+
 log = logging.getLogger(__name__)
 
-DEFAULT_EXPERIMENT = "taskplan"
-DEFAULT_DB = "mlflow.db"
-DEFAULT_ARTIFACTS = "mlartifacts"
 MAX_PARAM_CHARS = 6000            # MLflow's limit on one param value
 TRAINING_STAGES = ("model_init", "sft", "grpo")
 
@@ -50,53 +47,6 @@ class PipelineRun:
     cfg: Any = None
     task: str | None = None       # the pipeline's task label for stage run names (None: from each config)
     started: float = dataclasses.field(default_factory=time.time)
-
-
-def tracking_uri(root: Path | str | None = None) -> str:
-    """`MLFLOW_TRACKING_URI`, else `sqlite:///<root>/mlflow.db` (root: the current directory)."""
-    env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    if env:
-        return env
-    return f"sqlite:///{(Path(root or Path.cwd()) / DEFAULT_DB).resolve()}"
-
-
-def artifact_location(uri: str) -> str | None:
-    """Artifact folder for new experiments: `mlartifacts/` beside a SQLite file; None lets a server decide."""
-    if uri.startswith("sqlite:///"):
-        db = Path(uri.removeprefix("sqlite:///"))
-        return (db.parent / DEFAULT_ARTIFACTS).resolve().as_uri()
-    return None
-
-
-def use_backend() -> str:
-    """Point mlflow at the tracking backend, re-read from the environment; returns its URI. The registry
-    follows it unless MLFLOW_REGISTRY_URI says otherwise (mlflow reads that variable itself)."""
-    import mlflow
-
-    uri = tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    return uri
-
-
-def configure(experiment: str | None = None) -> str:
-    """Point mlflow at the backend (see `tracking_uri`) and the experiment; returns the experiment id."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    uri = use_backend()
-    name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
-    client = mlflow.MlflowClient()
-    exp = client.get_experiment_by_name(name)
-    if exp is None:
-        try:
-            return client.create_experiment(name, artifact_location=artifact_location(uri))
-        except MlflowException:  # created meanwhile by another process
-            exp = client.get_experiment_by_name(name)
-            if exp is None:
-                raise
-    if exp.lifecycle_stage == "deleted":
-        client.restore_experiment(exp.experiment_id)
-    return exp.experiment_id
 
 
 def run_name(stage: str, cfg: Any = None, task: str | None = None, seed: int | None = None) -> str:

@@ -10,8 +10,11 @@ registered (same content digest) reuses its version instead of adding one.
 The alias moves to the new version only when it beats the current champion on
 mean SR over the evaluation tasks of `metrics/eval.json` (ties: lower mean
 ASAT wins), compared on the tasks both were evaluated on with the same number
-of episodes, and only when `compare`'s verdict passed. Every version carries
-its scores and the decision as tags: `decision`, `reason`, `mean_sr`,
+of episodes, and only when `compare`'s verdict passed. Registrations on one
+store take a lock (tracking/backend.py), and the alias is re-checked after it
+moves, so concurrent runs add one version per folder and the better model ends
+as champion. Every version carries its scores and the decision as tags:
+`sr_mean`, `sr/<task>`, `eval_run_id`, `decision`, `reason`, `mean_sr`,
 `mean_asat`, `scores` (JSON per task), `champion_version`, `champion_mean_sr`,
 `champion_mean_asat`. Registry stages are never used (deprecated in MLflow).
 """
@@ -27,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from taskplan.errors import ConfigError, DatasetError, ModelNotFoundError
-from taskplan.tracking.mlflow_logging import configure, flat_config, run_name, use_backend
+from taskplan.tracking.backend import configure, registry_lock, use_backend
+from taskplan.tracking.mlflow_logging import flat_config, run_name
 
 log = logging.getLogger(__name__)
 
@@ -167,30 +171,64 @@ def register(cfg: RegisterConfig, *, parent_run_id: str | None = None, tags: Map
     experiment_id = configure(experiment)
     client = mlflow.MlflowClient()
     digest = folder_digest(cfg.model_dir)
-    champion = champion_version(client, cfg.model_name, cfg.alias)
     nested = bool(parent_run_id) or mlflow.active_run() is not None
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name("register", cfg, _task_label(scores)),
-                          nested=nested, parent_run_id=parent_run_id,
-                          tags={"taskplan.stage": "register", "taskplan.kind": "stage", **(tags or {})}) as run:
+    # Under the lock, two registrations on this store run in turn: the digest lookup sees the other's
+    # version (one version per folder) and the champion read is never stale when the alias moves.
+    with registry_lock(), mlflow.start_run(
+            experiment_id=experiment_id, run_name=run_name("register", cfg, _task_label(scores)), nested=nested,
+            parent_run_id=parent_run_id,
+            tags={"taskplan.stage": "register", "taskplan.kind": "stage", **(tags or {})}) as run:
         mlflow.log_params(flat_config(cfg))
+        champion = champion_version(client, cfg.model_name, cfg.alias)
         existing = _version_with_digest(client, cfg.model_name, digest)
         if existing is not None:
             version = existing.version
             log.info("%s is already registered as %s v%s; reusing it", cfg.model_dir, cfg.model_name, version)
         else:
             version = _log_model(cfg, digest, scores)
+        _describe(client, cfg.model_name)
         decision = _decision(scores, champion, version, gate)
-        _tag_version(client, cfg, version, digest, scores, decision)   # scores first: a champion always has them
+        eval_run = evaluation_run(client, experiment_id, cfg.eval_path)
+        _tag_version(client, cfg, version, digest, scores, decision, eval_run)   # scores first: a champion has them
         if decision.promote:
             promote(cfg.model_name, version, cfg.alias)
+            decision = _settle_alias(client, cfg, str(version), scores, decision)
         result = RegisterResult(cfg.model_name, str(version), cfg.alias, decision, run.info.run_id,
                                 reused=existing is not None, scores=scores)
         mlflow.log_metrics(result.metrics)
         mlflow.set_tags({"taskplan.decision": _decision_word(decision), "taskplan.reason": decision.reason,
-                         "taskplan.model_version": str(version), "taskplan.summary": result.summary()})
+                         "taskplan.model_version": str(version), "taskplan.summary": result.summary(),
+                         **({"taskplan.eval_run_id": eval_run} if eval_run else {})})
         atomic_write_json(cfg.decision_path, result.to_json())
         mlflow.log_artifact(str(cfg.decision_path), "outputs")
     return result
+
+
+def evaluation_run(client: Any, experiment_id: str, eval_path: Path) -> str | None:
+    """The run that logged this very eval.json (tag `taskplan.eval_digest`), newest first; None if untracked."""
+    try:
+        digest = folder_digest(eval_path)
+        runs = client.search_runs([experiment_id], f"tags.`taskplan.eval_digest` = '{digest}'",
+                                  order_by=["attributes.start_time DESC"], max_results=1)
+    except Exception:  # noqa: BLE001 (a link is a courtesy; registration does not depend on it)
+        return None
+    return runs[0].info.run_id if runs else None
+
+
+def _settle_alias(client: Any, cfg: RegisterConfig, version: str, scores: Mapping[str, Any],
+                  decision: Decision, tries: int = 5) -> Decision:
+    """Compare-and-set after the write, for writers the lock does not reach (other hosts): while another
+    version holds the alias, take it back only if this one beats it; the better model ends as champion."""
+    for _ in range(tries):
+        holder = champion_version(client, cfg.model_name, cfg.alias)
+        if holder is None or str(holder.version) == version:
+            return decision
+        held = _scores_tag(holder)
+        if held is not None and not decide(scores, held, str(holder.version)).promote:
+            return replace(decision, promote=False, reason=f"v{holder.version} took @{cfg.alias} meanwhile and "
+                           "is at least as good")
+        promote(cfg.model_name, version, cfg.alias)
+    return decision
 
 
 def promote(model_name: str, version: str | int, alias: str = "champion") -> None:
@@ -235,7 +273,11 @@ def load_champion(model_name: str = "taskplan-planner", alias: str = "champion",
 
 
 def folder_digest(folder: Path) -> str:
-    """sha256 over the relative paths and contents of every file in `folder`."""
+    """sha256 over the relative paths and contents of every file in `folder` (or of one file)."""
+    folder = Path(folder)
+    if folder.is_file():
+        with folder.open("rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
     h = hashlib.sha256()
     for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
         h.update(str(path.relative_to(folder)).encode() + b"\0")
@@ -316,8 +358,9 @@ def _compare_gate(cfg: RegisterConfig) -> str | None:
 
 
 def _tag_version(client: Any, cfg: RegisterConfig, version: str, digest: str, scores: Mapping[str, Any],
-                 d: Decision) -> None:
-    tags = {"decision": _decision_word(d), "reason": d.reason, "mean_sr": f"{d.candidate_sr:.6g}",
+                 d: Decision, eval_run: str | None = None) -> None:
+    tags = {"sr_mean": f"{d.candidate_sr:.6g}", **{f"sr/{t}": f"{v['sr']:.6g}" for t, v in sorted(scores.items())},
+            **({"eval_run_id": eval_run} if eval_run else {}),"decision": _decision_word(d), "reason": d.reason, "mean_sr": f"{d.candidate_sr:.6g}",
             "mean_asat": f"{d.candidate_asat:.6g}", "scores": json.dumps(scores, sort_keys=True),
             "eval_tasks": ",".join(sorted(scores)), "policy": cfg.policy, "model_digest": digest,
             "source_dir": str(cfg.model_dir), "champion_version": d.champion_version or "",
@@ -325,6 +368,16 @@ def _tag_version(client: Any, cfg: RegisterConfig, version: str, digest: str, sc
             "champion_mean_asat": "" if d.champion_asat is None else f"{d.champion_asat:.6g}"}
     for key, value in tags.items():
         client.set_model_version_tag(cfg.model_name, str(version), key, value)
+
+
+def _describe(client: Any, model_name: str) -> None:
+    """A description on the registered model (once), as the registry page shows it."""
+    model = client.get_registered_model(model_name)
+    if not model.description:
+        client.update_registered_model(model_name, description=(
+            "taskplan planner (Qwen2 causal LM + tokenizer with its chat template) answering one kitchen turn "
+            "with `Action: ...`. @champion is moved only to a version with a higher mean multi-turn SR; each "
+            "version's tags carry sr_mean, sr/<task> and eval_run_id (the evaluation that justified it)."))
 
 
 def _decision_word(d: Decision) -> str:

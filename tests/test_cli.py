@@ -123,6 +123,11 @@ def test_usage_errors_are_one_line_and_exit_2(monkeypatch, capsys, args, fragmen
     assert err.count("\n") == 1 and err.startswith("taskplan: error:") and fragment in err, err
 
 
+def test_no_arguments_prints_the_help(monkeypatch, capsys):
+    code, out, err = run_main(monkeypatch, capsys)
+    assert code in (0, 2) and "Usage" in out + err and "Traceback" not in err
+
+
 def _params(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("common: {profile: cpu-tiny, seed: 1}\ngrpo: {max_steps: 50}\nsft: {max_steps: 50}\n"

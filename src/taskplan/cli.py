@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -183,13 +183,20 @@ def main() -> None:
     except typer.Abort:
         typer.echo("taskplan: aborted", err=True)
         raise SystemExit(130) from None
-    except typer.TyperException as err:   # typer's (vendored click's) usage errors: bad option value, no such command
+    except Exception as err:   # typer's (or click's) usage errors: bad option value, no such command or option
+        if not _is_usage_error(err):
+            raise
         raise SystemExit(_usage_error(err)) from None
     if isinstance(rc, int) and rc:
         raise SystemExit(rc)
 
 
-def _usage_error(err: typer.TyperException) -> int:
+def _is_usage_error(err: Exception) -> bool:
+    """Recent typer raises the exceptions of its vendored click (typer.TyperException); older typer, click's."""
+    return type(err).__module__.split(".")[0] in ("typer", "click") and hasattr(err, "format_message")
+
+
+def _usage_error(err: Any) -> int:
     """Print a usage error as one line and return its exit code (2)."""
     if type(err).__name__ == "NoArgsIsHelpError":   # `taskplan` alone: typer has printed the help already
         return err.exit_code

@@ -63,12 +63,31 @@ def test_pipeline_runs_every_stage_end_to_end(micro_run):
     assert sorted(r.info.run_name for r in children) == sorted(f"{s}__cheese_sandwich__seed42" for s in STAGES)
     by_stage = {r.data.tags["taskplan.stage"]: r for r in children}
     assert by_stage["validate"].data.metrics["validate/passed"] == 1.0
-    assert "eval/grpo/cheese_sandwich/sr" in by_stage["evaluate"].data.metrics
-    assert len(client.get_metric_history(by_stage["sft"].info.run_id, "sft/loss")) == 2, "per-step history"
+    assert [m.step for m in client.get_metric_history(by_stage["sft"].info.run_id, "sft/loss")] == [1, 2]
+    for stage in ("sft", "grpo"):      # opened when the stage started: the run lasts as long as the stage
+        info = by_stage[stage].info
+        assert (info.end_time - info.start_time) / 1000 >= outcomes[stage]["metrics"]["wall_seconds"] - 0.05
     artifacts = lambda stage: {a.path for a in client.list_artifacts(by_stage[stage].info.run_id)}  # noqa: E731
-    assert {"model", "plots", "outputs"} <= artifacts("grpo")
-    assert "validate" in artifacts("validate") and "transcripts_sample" in artifacts("evaluate")
-    assert "report" in artifacts("compare") or "outputs" in artifacts("compare")
+    assert {"model", "plots", "metrics"} <= artifacts("grpo")
+    assert "outputs" in artifacts("validate") and "transcripts_sample" in artifacts("evaluate")
+    assert {"reports", "plots", "metrics"} <= artifacts("compare")
+    datasets = lambda stage: {d.dataset.name for d in by_stage[stage].inputs.dataset_inputs}  # noqa: E731
+    assert datasets("generate") == {"trajectories", "suite.json"} and datasets("sft") == {"single_turn"}
+    assert datasets("build_dataset") == {"trajectories", "single_turn"}
+
+    evaluate = by_stage["evaluate"]
+    policies = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{evaluate.info.run_id}'")
+    by_policy = {r.data.tags["taskplan.policy"]: r for r in policies}
+    assert set(by_policy) == {"random", "sft", "grpo"}
+    assert {p: r.data.tags["taskplan.kind"] for p, r in by_policy.items()} == \
+        {"random": "random", "sft": "model", "grpo": "model"}
+    assert all({"sr/cheese_sandwich", "asat/cheese_sandwich", "sr_mean"} <= set(r.data.metrics) for r in policies)
+    grpo = by_policy["grpo"].data.tags
+    assert grpo["taskplan.training_run_id"] == by_stage["grpo"].info.run_id, "links the run that trained it"
+    grpo = client.get_run(by_policy["grpo"].info.run_id).data.tags       # register links it back
+    assert grpo["taskplan.model_version"] == "taskplan-planner/1"
+    version = client.get_model_version("taskplan-planner", "1")
+    assert version.tags["eval_run_id"] == evaluate.info.run_id and "sr/cheese_sandwich" in version.tags
 
 
 @pytest.mark.smoke

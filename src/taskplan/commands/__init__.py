@@ -21,13 +21,22 @@ TrackOpt = Annotated[bool, typer.Option("--track/--no-track", help="Log params, 
                                         "(MLFLOW_TRACKING_URI, default ./mlflow.db).")]
 
 
-def track_stage(stage: str, cfg: Any, result: Any, track: bool = True) -> None:
-    """Hand a finished stage to MLflow (the only door to it); TASKPLAN_TRACK=0 turns it off everywhere."""
+def run_tracked(stage: str, cfg: Any, params: Path, track: bool, run: Callable[..., Any], *, live: bool = False,
+                **kwargs: Any) -> Any:
+    """`run(cfg, **kwargs)` inside the stage's MLflow run (the only door to it): opened before the stage
+    starts, with what dvc.yaml says it reads and writes; `live` passes the run's TrainerCallbacks as
+    `callbacks` (step metrics as training goes). TASKPLAN_TRACK=0 or --no-track: just `run(cfg)`."""
     if not track or os.environ.get("TASKPLAN_TRACK", "1") == "0":
-        return
-    from taskplan.tracking import log_stage
+        return run(cfg, **kwargs)
+    from taskplan.orchestrate.stages import stage_io_for
+    from taskplan.tracking import stage_run
 
-    log_stage(stage, cfg, result)
+    with stage_run(stage, cfg, stage_io_for(stage, cfg, params)) as mlrun:
+        if live:
+            kwargs["callbacks"] = mlrun.callbacks()
+        result = run(cfg, **kwargs)
+        mlrun.finish(result)
+    return result
 
 
 @contextmanager

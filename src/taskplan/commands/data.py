@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from taskplan.commands import ParamsOpt, SetOpt, TrackOpt, progress_bar, track_stage
+from taskplan.commands import ParamsOpt, SetOpt, TrackOpt, progress_bar, run_tracked
 from taskplan.config import load_config
 
 
@@ -26,8 +26,7 @@ def generate(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, 
 
     cfg = load_config(GenerateConfig, "generate", params, overrides or [])
     with progress_bar("expert episodes") as progress:
-        result = run_generate(cfg, progress=progress)
-    track_stage("generate", cfg, result, track)
+        result = run_tracked("generate", cfg, params, track, run_generate, progress=progress)
     typer.echo(result.summary())
 
 
@@ -41,13 +40,13 @@ def validate(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, 
     dataset_cfg = load_config(BuildDatasetConfig, "build_dataset", params, overrides or [])
     try:
         with progress_bar("replaying episodes") as progress:
-            result = run_validate(cfg, dataset_cfg, progress=progress)
-    except ValidationFailed as err:
+            result = run_tracked("validate", cfg, params, track, run_validate, dataset_cfg=dataset_cfg,
+                                 progress=progress)
+    except ValidationFailed as err:                   # its MLflow run ended FAILED with the GX data docs
         for report in err.reports:
             for line in report.lines():
                 typer.echo(f"FAILED {line}", err=True)
         raise
-    track_stage("validate", cfg, result, track)
     typer.echo(result.summary())
 
 
@@ -57,8 +56,7 @@ def build_dataset(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = N
     from taskplan.data.dataset import BuildDatasetConfig, run_build_dataset
 
     cfg = load_config(BuildDatasetConfig, "build_dataset", params, overrides or [])
-    result = run_build_dataset(cfg)
-    track_stage("build_dataset", cfg, result, track)
+    result = run_tracked("build_dataset", cfg, params, track, run_build_dataset)
     typer.echo(result.summary())
 
 

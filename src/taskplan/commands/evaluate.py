@@ -17,7 +17,7 @@ from pathlib import Path
 
 import typer
 
-from taskplan.commands import JsonOpt, ParamsOpt, SetOpt, TrackOpt, progress_bar, track_stage
+from taskplan.commands import JsonOpt, ParamsOpt, SetOpt, TrackOpt, progress_bar, run_tracked
 from taskplan.config import load_config
 
 
@@ -32,8 +32,7 @@ def evaluate(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, 
 
     cfg = load_config(EvaluateConfig, "evaluate", params, overrides or [])
     with progress_bar("episodes", enabled=not as_json) as progress:
-        result = run_evaluate(cfg, progress=progress)
-    track_stage("evaluate", cfg, result, track)
+        result = run_tracked("evaluate", cfg, params, track, run_evaluate, progress=progress)
     typer.echo(json.dumps(result.doc) if as_json else result.summary())
 
 
@@ -45,8 +44,7 @@ def cross_task(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None
 
     cfg = load_config(CrossTaskConfig, "cross_task", params, overrides or [])
     with progress_bar("episodes", enabled=not as_json) as progress:
-        result = run_cross_task(cfg, progress=progress)
-    track_stage("cross_task", cfg, result, track)
+        result = run_tracked("cross_task", cfg, params, track, run_cross_task, progress=progress)
     typer.echo(json.dumps(result.doc) if as_json else result.summary())
 
 
@@ -57,8 +55,7 @@ def compare(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, a
     from taskplan.evaluate.report import CompareConfig, run_compare
 
     cfg = load_config(CompareConfig, "compare", params, overrides or [])
-    result = run_compare(cfg)
-    track_stage("compare", cfg, result, track)
+    result = run_tracked("compare", cfg, params, track, run_compare)
     if as_json:
         typer.echo(json.dumps({"files": [str(f) for f in result.files], "verdict": result.verdict}))
     else:

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from taskplan.commands import ParamsOpt, SetOpt, TrackOpt, track_stage
+from taskplan.commands import ParamsOpt, SetOpt, TrackOpt, run_tracked
 from taskplan.config import load_config
 
 ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume",
@@ -32,8 +32,7 @@ def model_init(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None
     from taskplan.model.builder import ModelInitConfig, run_model_init
 
     cfg = load_config(ModelInitConfig, "model_init", params, overrides or [])
-    result = run_model_init(cfg)
-    track_stage("model_init", cfg, result, track)
+    result = run_tracked("model_init", cfg, params, track, run_model_init)
     typer.echo(result.summary())
 
 
@@ -44,8 +43,7 @@ def sft(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, resum
     from taskplan.train.sft import SftConfig, run_sft
 
     cfg = load_config(SftConfig, "sft", params, overrides or [])
-    result = run_sft(cfg, resume=resume)
-    track_stage("sft", cfg, result, track)
+    result = run_tracked("sft", cfg, params, track, run_sft, live=True, resume=resume)
     typer.echo(result.summary())
 
 
@@ -56,6 +54,5 @@ def grpo(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, resu
     from taskplan.train.grpo import GrpoConfig, run_grpo
 
     cfg = load_config(GrpoConfig, "grpo", params, overrides or [])
-    result = run_grpo(cfg, resume=resume)
-    track_stage("grpo", cfg, result, track)
+    result = run_tracked("grpo", cfg, params, track, run_grpo, live=True, resume=resume)
     typer.echo(result.summary())

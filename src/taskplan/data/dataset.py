@@ -99,6 +99,10 @@ class BuildDatasetResult:
     stats: dict = field(default_factory=dict)
     seconds: float = 0.0
 
+    @property
+    def metrics(self) -> dict:
+        return self.stats
+
     def summary(self) -> str:
         r = self.stats["rows"]
         return (f"built {r['total']} rows (train {r['train']}, validation {r['validation']}) "

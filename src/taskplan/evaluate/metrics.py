@@ -121,3 +121,28 @@ def check_contract(doc: Mapping[str, Any]) -> list[str]:
 
 def _r(value: float, digits: int = _DIGITS) -> float:
     return round(float(value), digits)
+
+
+RUN_METRICS = ("sr", "asat", "asst", "invalid_rate", "bound_log10", "sr_opt_sampled")
+
+
+def policy_runs(doc: Mapping[str, Mapping[str, Mapping[str, Any]]], specs: Sequence[str]) -> dict[str, dict]:
+    """One MLflow child run per evaluated policy, with the same metric names for every policy
+    (`sr/<task>`, `asat/<task>`, ..., `sr_mean`) so the UI's compare views line them up."""
+    from taskplan.evaluate.policies import parse_policy_spec, policy_kind
+
+    targets = dict(parse_policy_spec(s) for s in specs)
+    runs = {}
+    for name, table in doc.items():
+        base = name.removesuffix("_constrained") if name not in targets else name
+        target = targets.get(base, name)
+        kind = policy_kind(target)
+        metrics = {f"{key}/{task}": float(row[key]) for task, row in table.items() for key in RUN_METRICS
+                   if isinstance(row.get(key), (int, float)) and not isinstance(row.get(key), bool)}
+        srs = [float(row["sr"]) for row in table.values() if isinstance(row.get("sr"), (int, float))]
+        if srs:
+            metrics["sr_mean"] = sum(srs) / len(srs)
+        runs[name] = {"metrics": metrics, "model_dir": target if kind == "model" else None,
+                      "tags": {"taskplan.policy": name, "taskplan.kind": kind, "taskplan.target": target,
+                               "taskplan.mode": "constrained" if name != base else "free"}}
+    return runs

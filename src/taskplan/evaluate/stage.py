@@ -32,7 +32,7 @@ from typing import Any
 from taskplan.errors import ConfigError, ModelNotFoundError
 from taskplan.evaluate.bound import (expert_bounds, mean_bound_by_task, mean_log10_bound_by_task, optimal_plans,
                                      sampled_sr_opt)
-from taskplan.evaluate.metrics import add_bounds, add_sampled_sr_opt, flat_metrics, task_table
+from taskplan.evaluate.metrics import add_bounds, add_sampled_sr_opt, flat_metrics, policy_runs, task_table
 from taskplan.evaluate.policies import (ConstrainedPolicy, HFPolicy, Policy, PolicyOptions, Scorer, make_policy,
                                         parse_policy_spec, policy_kind, check_policy_specs)
 from taskplan.evaluate.rollout import (Episode, EpisodeSpec, Progress, RolloutSettings, run_episodes,
@@ -109,10 +109,18 @@ class EvaluateResult:
     out_path: Path
     files: tuple[Path, ...]                     # everything written (eval.json first)
     seconds: float
+    policies: tuple[str, ...] = ()              # the evaluated specs (NAME=TARGET)
 
     @property
     def metrics(self) -> dict[str, float]:
-        return {**flat_metrics(self.doc), "eval/seconds": round(self.seconds, 3)}
+        """The evaluate run's own numbers; per-task metrics live in one child run per policy."""
+        runs = self.child_runs
+        return {**{f"eval/{name}/sr_mean": r["metrics"]["sr_mean"] for name, r in runs.items()
+                   if "sr_mean" in r["metrics"]}, "eval/seconds": round(self.seconds, 3)}
+
+    @property
+    def child_runs(self) -> dict[str, dict]:
+        return policy_runs(self.doc, self.policies)
 
     def summary(self) -> str:
         return f"evaluate: {_sr_line(self.doc)} -> {self.out_path} ({self.seconds:.1f} s)"
@@ -211,7 +219,7 @@ def run_evaluate(cfg: EvaluateConfig, progress: Progress | None = None) -> Evalu
         finally:
             _release(policy)
     atomic_write_json(cfg.out_path, doc)
-    return EvaluateResult(doc, cfg.out_path, (cfg.out_path, *files), time.perf_counter() - start)
+    return EvaluateResult(doc, cfg.out_path, (cfg.out_path, *files), time.perf_counter() - start, cfg.policies)
 
 
 def evaluate_policy(policy: Policy, specs: Sequence[EpisodeSpec], settings: RolloutSettings = RolloutSettings(),

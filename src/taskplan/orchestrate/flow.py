@@ -33,11 +33,12 @@ from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 from taskplan.config import config_dict, load_config
 from taskplan.errors import ConfigError
 from taskplan.orchestrate.stages import (Stage, check_wiring, find_dvc_yaml, inputs_digest, load_stages,
-                                         outputs_exist, stage_configs)
+                                         outputs_exist, stage_configs, stage_io)
 
 log = logging.getLogger("taskplan.flows")
 
-STAGE_CACHE = (INPUTS - "resume") + TASK_SOURCE   # `resume` changes how a stage runs, not what it produces
+# `resume` changes how a stage runs and `tracking` where it is recorded, not what it produces
+STAGE_CACHE = (INPUTS - "resume" - "tracking") + TASK_SOURCE
 RESUMABLE = ("sft", "grpo")
 FLAKY_IO = ("model_init", "evaluate")             # hub downloads, chat endpoints
 TRANSIENT = {"ConnectionError", "TimeoutError", "ConnectTimeout", "ReadTimeout", "TransportError",
@@ -84,11 +85,24 @@ IO_RETRIES = {"retries": 3, "retry_delay_seconds": [10, 60, 300], "retry_conditi
 # --- tasks: one generic stage task, the registry, the MLflow record ---------------------------------------
 
 @task(name="stage", cache_policy=STAGE_CACHE, persist_result=True)
-def run_stage_task(stage: Stage, cfg: Any, extra: tuple[Any, ...], digest: str, resume: bool = True) -> dict:
-    """Run one stage's package function; `digest` (inputs_digest) makes the cache key follow its inputs."""
+def run_stage_task(stage: Stage, cfg: Any, extra: tuple[Any, ...], digest: str, resume: bool = True,
+                   tracking: dict[str, Any] | None = None) -> dict:
+    """Run one stage's package function; `digest` (inputs_digest) makes the cache key follow its inputs.
+    With `tracking` (stage_run's keyword arguments), the stage runs inside its MLflow run: opened now,
+    training metrics logged live, ended FAILED if the stage raises."""
     start = time.perf_counter()
     kwargs = {"resume": resume} if stage.name in RESUMABLE else {}
-    return _outcome(stage.name, stage.runner()(cfg, *extra, **kwargs), start)
+    if tracking is None:
+        return _outcome(stage.name, stage.runner()(cfg, *extra, **kwargs), start)
+    from taskplan.tracking import stage_run
+
+    with stage_run(stage.name, cfg, **tracking) as run:
+        if stage.name in RESUMABLE:
+            kwargs["callbacks"] = run.callbacks()
+        result = stage.runner()(cfg, *extra, **kwargs)
+        outcome = _outcome(stage.name, result, start)
+        run.finish({**outcome, "child_runs": getattr(result, "child_runs", None)})
+    return {**outcome, "run_id": run.run_id}
 
 
 @task(name="register", cache_policy=NO_CACHE, **IO_RETRIES)
@@ -103,15 +117,16 @@ def register(cfg: Any, parent_run_id: str | None, experiment: str) -> dict:
 
 
 @task(name="track", cache_policy=NO_CACHE, **IO_RETRIES)
-def track(stage: str, cfg: Any, outcome: dict, parent_run_id: str, settings: PipelineConfig,
-          task: str | None = None) -> str:
-    """A nested MLflow run for a finished stage (a cached one is logged too, tagged cached, without models)."""
+def track_cached(stage: str, cfg: Any, outcome: dict, io: Any, parent_run_id: str, settings: PipelineConfig,
+                 task: str | None = None) -> str:
+    """A nested MLflow run for a stage served from the cache: its recorded metrics, tagged cached (the run
+    that computed it, in an earlier flow run, holds the live curves and the models)."""
     from taskplan.tracking import log_stage
 
-    cached = outcome["flow_run_id"] != _flow_run_id()
-    return log_stage(stage, cfg, outcome, parent_run_id=parent_run_id, experiment=settings.experiment, task=task,
-                     log_models=settings.log_models and not cached, transcripts_sample=settings.transcripts_sample,
-                     tags={"taskplan.cached": str(cached).lower(), "taskplan.flow_run_id": _flow_run_id()})
+    return log_stage(stage, cfg, outcome, io, parent_run_id=parent_run_id, experiment=settings.experiment,
+                     task=task, log_models=False, transcripts_sample=0,
+                     tags={"taskplan.cached": "true", "taskplan.flow_run_id": _flow_run_id(),
+                           "taskplan.cached_from_run_id": str(outcome.get("run_id", ""))})
 
 
 # --- the flow: ordering and parameters only ---------------------------------------------------------------
@@ -157,17 +172,22 @@ class Pipeline:
         if name == "register":
             outcome = register(cfg, parent_run_id, settings.experiment)
             return {k: v for k, v in outcome.items() if k != "history"}
+        io = stage_io(stage, cfg, self.defaults[name])
+        tracking = None if parent_run_id is None else {
+            "io": io, "parent_run_id": parent_run_id, "experiment": settings.experiment, "task": parent.task,
+            "log_models": settings.log_models, "transcripts_sample": settings.transcripts_sample,
+            "tags": {"taskplan.cached": "false", "taskplan.flow_run_id": _flow_run_id()}}
         stage_task = run_stage_task.with_options(
             name=name, task_run_name=name, result_storage=settings.cache_dir.resolve(),
             refresh_cache=refresh or not outputs_exist(stage, cfg, self.defaults[name]),
             **(IO_RETRIES if name in FLAKY_IO else {}))
         extra = tuple(self.cfgs[n] for n in stage.needs)
         outcome = stage_task(stage, cfg, extra, inputs_digest(stage, cfg, self.defaults[name]),
-                             resume=settings.resume)
+                             resume=settings.resume, tracking=tracking)
         outcome = {**outcome, "cached": outcome["flow_run_id"] != _flow_run_id()}
-        if parent_run_id:
-            outcome["run_id"] = track.with_options(task_run_name=f"track-{name}")(
-                name, cfg, outcome, parent_run_id, settings, parent.task)
+        if parent_run_id and outcome["cached"]:
+            outcome["run_id"] = track_cached.with_options(task_run_name=f"track-{name}")(
+                name, cfg, outcome, io, parent_run_id, settings, parent.task)
         return {k: v for k, v in outcome.items() if k != "history"}
 
 
@@ -192,10 +212,7 @@ def _check_register_policy(cfgs: dict[str, Any], selected: list[str]) -> None:
 def _outcome(stage: str, result: Any, start: float) -> dict[str, Any]:
     """What a task returns (and Prefect caches): plain data, never the trainer or the model. `wall_seconds`
     (the stage's time, logged as `<stage>/wall_seconds`) stays the original run's when the result is cached."""
-    metrics = getattr(result, "metrics", None)
-    if metrics is None:
-        metrics = getattr(result, "stats", {})
-    metrics = {**metrics, "wall_seconds": round(time.perf_counter() - start, 3)}
+    metrics = {**result.metrics, "wall_seconds": round(time.perf_counter() - start, 3)}
     return {"stage": stage, "summary": result.summary(), "metrics": metrics,
             "history": list(getattr(result, "history", None) or []),
             "files": [str(f) for f in getattr(result, "files", ()) or ()], "flow_run_id": _flow_run_id()}

@@ -75,6 +75,32 @@ class Stage:
         return RUNNERS[self.name][3]
 
 
+@dataclasses.dataclass(frozen=True)
+class StageIO:
+    """What one run of a stage reads and writes: (dvc.yaml path, the path this config uses) pairs."""
+
+    root: Path
+    inputs: tuple[tuple[str, Path | None], ...]
+    outputs: tuple[tuple[str, Path | None], ...]
+
+
+def stage_io(stage: Stage, cfg: Any, defaults: Any) -> StageIO:
+    """The stage's data deps and outs, resolved through its config (for tracking: datasets, artifacts)."""
+    return StageIO(stage.root, tuple((d, resolve(stage, d, cfg, defaults)[0]) for d in stage.data),
+                   tuple((o, resolve(stage, o, cfg, defaults)[0]) for o in stage.outs))
+
+
+def stage_io_for(name: str, cfg: Any, params: Path | str) -> StageIO | None:
+    """stage_io for a command run outside the flow: None where no dvc.yaml beside the params file lists it."""
+    try:
+        stages = load_stages(find_dvc_yaml(params))
+    except ConfigError:
+        return None
+    if name not in stages:
+        return None
+    return stage_io(stages[name], cfg, load_config(type(cfg), name, params, []))
+
+
 def find_dvc_yaml(params: Path | str) -> Path:
     """dvc.yaml beside the params file (the project root)."""
     path = Path(params).resolve().parent / "dvc.yaml"

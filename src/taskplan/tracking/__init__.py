@@ -1,6 +1,6 @@
 """MLflow tracking and registry: the only package that imports mlflow (imported by cli commands and flows/).
 
-    from taskplan.tracking import log_stage, pipeline_run, register, load_champion
+    from taskplan.tracking import stage_run, log_stage, pipeline_run, register, load_champion
 
 Importing this package is light: mlflow loads inside the functions. Telemetry is
 off unless the environment says otherwise (MLFLOW_DISABLE_TELEMETRY=true).
@@ -15,11 +15,11 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from taskplan.tracking.backend import configure, registry_lock, tracking_uri  # noqa: E402
-from taskplan.tracking.mlflow_logging import (PipelineRun, flat_config, log_failure, log_stage,  # noqa: E402
-                                              pipeline_run, run_name, stage_metrics)
+from taskplan.tracking.runs import PipelineRun, StageRun, log_stage, pipeline_run, run_name, stage_run  # noqa: E402
+from taskplan.tracking.values import flat_config, stage_metrics  # noqa: E402
 from taskplan.tracking.registry import (Decision, RegisterConfig, RegisterResult, decide,  # noqa: E402
                                         load_champion, promote, register)
 
-__all__ = ["PipelineRun", "configure", "flat_config", "log_failure", "log_stage", "pipeline_run", "run_name",
+__all__ = ["PipelineRun", "StageRun", "stage_run", "configure", "flat_config", "log_stage", "pipeline_run", "run_name",
            "stage_metrics", "tracking_uri", "registry_lock", "Decision", "RegisterConfig", "RegisterResult", "decide",
            "load_champion", "promote", "register"]

@@ -31,7 +31,8 @@ from typing import Any
 
 from taskplan.errors import ConfigError, DatasetError, ModelNotFoundError
 from taskplan.tracking.backend import configure, registry_lock, use_backend
-from taskplan.tracking.mlflow_logging import flat_config, run_name
+from taskplan.tracking.runs import run_name
+from taskplan.tracking.values import flat_config
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,7 @@ def register(cfg: RegisterConfig, *, parent_run_id: str | None = None, tags: Map
         _describe(client, cfg.model_name)
         decision = _decision(scores, champion, version, gate)
         eval_run = evaluation_run(client, experiment_id, cfg.eval_path)
+        _link_policy_run(client, experiment_id, eval_run, cfg, str(version))
         _tag_version(client, cfg, version, digest, scores, decision, eval_run)   # scores first: a champion has them
         if decision.promote:
             promote(cfg.model_name, version, cfg.alias)
@@ -205,14 +207,26 @@ def register(cfg: RegisterConfig, *, parent_run_id: str | None = None, tags: Map
 
 
 def evaluation_run(client: Any, experiment_id: str, eval_path: Path) -> str | None:
-    """The run that logged this very eval.json (tag `taskplan.eval_digest`), newest first; None if untracked."""
+    """The run that wrote this very eval.json (tag `taskplan.digest.<file name>`, set by tracking on JSON
+    outputs), newest first; None if untracked."""
     try:
         digest = folder_digest(eval_path)
-        runs = client.search_runs([experiment_id], f"tags.`taskplan.eval_digest` = '{digest}'",
+        runs = client.search_runs([experiment_id], f"tags.`taskplan.digest.{Path(eval_path).name}` = '{digest}'",
                                   order_by=["attributes.start_time DESC"], max_results=1)
     except Exception:  # noqa: BLE001 (a link is a courtesy; registration does not depend on it)
         return None
     return runs[0].info.run_id if runs else None
+
+
+def _link_policy_run(client: Any, experiment_id: str, eval_run: str | None, cfg: RegisterConfig,
+                     version: str) -> None:
+    """Tag the evaluate child run of the registered policy with its version (it ran before there was one)."""
+    if not eval_run:
+        return
+    runs = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{eval_run}' and "
+                              f"tags.`taskplan.policy` = '{cfg.policy}'", max_results=1)
+    for run in runs:
+        client.set_tag(run.info.run_id, "taskplan.model_version", f"{cfg.model_name}/{version}")
 
 
 def _settle_alias(client: Any, cfg: RegisterConfig, version: str, scores: Mapping[str, Any],

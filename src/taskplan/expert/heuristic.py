@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+from taskplan.expert.assignment import matched_blockers, min_assignment
 from taskplan.kitchen.domain import COOKABLE, COOKED, CUT, CUTTABLE, CUTS_NEEDED, FRIED, FRYABLE, \
     FRYABLEIFCUT, TIMER_TICKS
 from taskplan.kitchen.goals import CompiledGoal
@@ -41,6 +42,10 @@ class Dish:
     members: list[int] = field(default_factory=list)  # order-free fillings
     top: int | None = None
     table: int = -1                                   # placeholder index of the table
+
+    @property
+    def roles(self) -> list[int]:
+        return self.chain or [r for r in (self.bottom, *self.members, self.top) if r is not None]
 
 
 @dataclass
@@ -122,24 +127,24 @@ class Heuristic:
         role_cost = {p: by_need[key] for p, key in self.role_key.items()}
         # Each dish goes on its own table: one already holding a correct prefix, or any other table.
         raw = [ctx.dish_options(d) for d in m.dishes]
-        options = [[ctx.priced(d, opt, role_cost) for opt in opts] for d, opts in zip(m.dishes, raw)]
         path = 0
         for d, opts in zip(m.dishes, raw):   # critical path of roles open whatever the table
-            roles = d.chain or [r for r in (d.bottom, *d.members, d.top) if r is not None]
-            for r in roles:
+            for r in d.roles:
                 if not any(r in settled for _, settled, _ in opts):
                     path = max(path, role_cost[r][1])
+        soup_fixed, soup_todo = 0, []
+        if m.has_soup:
+            soup_fixed, p, soup_todo = ctx.soup_cost(role_cost)
+            path = max(path, p)
         best = INF
-        for combo in itertools.product(*options):
+        for combo in itertools.product(*raw):
             used = [o[0] for o in combo if o[0] >= 0]
             if len(used) != len(set(used)):
                 continue
-            best = min(best, ctx.combo_cost(combo))
-        total = best if m.dishes else 0
-        if m.has_soup:
-            c, p = ctx.soup_cost(role_cost)
-            total += c
-            path = max(path, p)
+            best = min(best, ctx.combo_cost(combo, soup_todo))
+        if best >= INF:
+            return INF
+        total = best + soup_fixed
         if total and state.held < 0:
             total -= 1   # the first pick may happen where the robot already stands
         return max(total, path)
@@ -150,6 +155,8 @@ class _Ctx:
 
     def __init__(self, h: Heuristic, state: State):
         self.h, self.s = h, state
+        self.icost: dict[tuple[int, int], tuple[int, int, int]] = {}
+        self.assign_memo: dict[tuple, int] = {}
         self.where: dict[int, tuple[int, int]] = {}
         for st, pile in enumerate(state.piles):
             for k, i in enumerate(pile):
@@ -175,11 +182,12 @@ class _Ctx:
     def matches(self, i: int, kind: str, flags: int) -> bool:
         return self.h.world.item_kinds[i] == kind and self.s.flags[i] & flags == flags
 
-    def dish_options(self, d: Dish) -> list[tuple[int, list[int], list[int]]]:
-        """(table, settled roles, blocking items) per table whose pile starts the dish, plus a bare table."""
+    def dish_options(self, d: Dish) -> list[tuple[int, dict[int, int], list[int]]]:
+        """(table, settled roles -> objects, blocking items) per table whose pile starts the dish,
+        plus a bare table."""
         m = self.h.model
         bottom = d.chain[0] if d.chain else d.bottom
-        out = [(-1, [], [])]
+        out: list[tuple[int, dict[int, int], list[int]]] = [(-1, {}, [])]
         if bottom is None:
             return out
         for t in self.h.tables:
@@ -189,17 +197,18 @@ class _Ctx:
                 out.append((t, settled, list(pile[n:])))
         return out
 
-    def settled(self, d: Dish, pile: tuple[int, ...]) -> tuple[list[int], int]:
-        """Roles the pile already fills correctly, and how many pile items may stay."""
+    def settled(self, d: Dish, pile: tuple[int, ...]) -> tuple[dict[int, int], int]:
+        """Roles the pile already fills correctly (role -> the object filling it), and how many
+        pile items may stay."""
         m = self.h.model
         if d.chain:
-            out = []
+            out = {}
             for k, r in enumerate(d.chain):
                 if k >= len(pile) or not self.matches(pile[k], m.role_kind[r], m.role_flags[r]):
                     break
-                out.append(r)
+                out[r] = pile[k]
             return out, len(out)
-        out = [d.bottom]
+        out = {d.bottom: pile[0]}
         todo = list(d.members)
         kinds = {m.role_kind[r] for r in d.members} | ({m.role_kind[d.top]} if d.top is not None else set())
         for k in range(1, len(pile)):
@@ -207,16 +216,16 @@ class _Ctx:
             hit = next((r for r in todo if self.matches(i, m.role_kind[r], m.role_flags[r])), None)
             if hit is not None:
                 todo.remove(hit)
-                out.append(hit)
+                out[hit] = i
             elif d.top is not None and not todo and k == len(pile) - 1 \
                     and self.matches(i, m.role_kind[d.top], m.role_flags[d.top]):
-                out.append(d.top)
+                out[d.top] = i
             elif self.h.world.item_kinds[i] in kinds:
                 return out, k          # in the way: it and everything above must move
         return out, len(pile)
 
     @staticmethod
-    def deferred(d: Dish, r: int, settled: list[int]) -> bool:
+    def deferred(d: Dish, r: int, settled: dict[int, int]) -> bool:
         """Role r can only be filled after another open role of its dish (chain order; top last)."""
         if d.chain:
             k = d.chain.index(r)
@@ -227,45 +236,63 @@ class _Ctx:
             return True
         return r == d.top and any(x not in settled for x in d.members)
 
-    def priced(self, d: Dish, option, role_cost) -> tuple:
-        """(table, cost of the open roles, kind -> their costs, blockers, held-item refund)."""
-        t, settled, blockers = option
-        m = self.h.model
-        roles = d.chain or [r for r in (d.bottom, *d.members, d.top) if r is not None]
-        total = 0
-        kinds: dict[str, list[int]] = {}
-        for r in roles:
-            if r in settled:
-                continue
-            c = role_cost[r][2] if self.deferred(d, r, settled) else role_cost[r][0]
-            total += c
-            kinds.setdefault(m.role_kind[r], []).append(c)
+    def combo_cost(self, combo, soup_todo: list[int]) -> int:
+        """Roles, each filled by its own object (assignment.py): a settled role costs 0 with the
+        object already in place, or what another object would cost to take its place (so a
+        settled object is never also priced for a second role); minus a carry when the held item
+        can be put at its dish's table right here; plus blockers: arrival, pick, carry away,
+        put, except that a blocker's one move may also fill an open role of another dish."""
+        m, h = self.h.model, self.h
+        roles: list[tuple[int, bool, int]] = []   # (role, deferred, object in place or -1)
+        kinds_per_dish: list[dict[str, int]] = []
         refund = False
-        held = self.s.held
-        if 0 <= held < self.h.world.n_items:   # holding an item at the dish's own table: no carry needed
-            r = self.s.robot
-            here = r == t or (t < 0 and self.h.is_kind["table"][r] and not self.s.piles[r])
-            refund = here and self.h.world.item_kinds[held] in kinds
-        return t, total, kinds, blockers, refund
-
-    def combo_cost(self, combo) -> int:
-        """Open roles plus blockers. A blocker's one move may also fill a role of another dish,
-        which saves at most what that role was charged (never more than the move itself)."""
-        total = sum(o[1] for o in combo) - (1 if any(o[4] for o in combo) else 0)
-        if not any(o[3] for o in combo):
-            return total
-        open_costs = [{k: list(v) for k, v in o[2].items()} for o in combo]
-        for n, o in enumerate(combo):
-            for b in o[3]:
-                k = self.h.world.item_kinds[b]
-                pool = [(c, j) for j, kinds in enumerate(open_costs) if j != n for c in kinds.get(k, ())]
-                saved = 0
-                if pool:
-                    c, j = max(pool)
-                    open_costs[j][k].remove(c)
-                    saved = min(4, c)
-                total += 4 - saved            # arrival, pick, carry away, put
+        held, robot = self.s.held, self.s.robot
+        for d, (t, settled, _) in zip(m.dishes, combo):
+            kinds: dict[str, int] = {}
+            for r in d.roles:
+                if r in settled:
+                    roles.append((r, False, settled[r]))
+                else:
+                    roles.append((r, self.deferred(d, r, settled), -1))
+                    kinds[m.role_kind[r]] = kinds.get(m.role_kind[r], 0) + 1
+            kinds_per_dish.append(kinds)
+            if not refund and 0 <= held < h.world.n_items:   # holding an item at the dish's own table
+                here = robot == t or (t < 0 and h.is_kind["table"][robot] and not self.s.piles[robot])
+                refund = here and h.world.item_kinds[held] in kinds
+        roles += [(r, False, -1) for r in soup_todo]
+        total = self.assigned(tuple(roles))
+        if total >= INF:
+            return INF
+        total -= refund
+        blocked: dict[str, list[int]] = {}
+        for n, (_, _, blockers) in enumerate(combo):
+            for b in blockers:
+                blocked.setdefault(h.world.item_kinds[b], [0] * len(combo))[n] += 1
+        for k, per_dish in blocked.items():
+            saved = matched_blockers(per_dish, [kinds.get(k, 0) for kinds in kinds_per_dish])
+            total += 4 * (sum(per_dish) - saved)
         return total
+
+    def assigned(self, roles: tuple[tuple[int, bool, int], ...]) -> int:
+        """Least cost of filling the roles with distinct objects, kind by kind (memoised per state)."""
+        v = self.assign_memo.get(roles)
+        if v is not None:
+            return v
+        m = self.h.model
+        rows_by_kind: dict[str, list[tuple[int, ...]]] = {}
+        for r, deferred, in_place in roles:
+            kind, need = m.role_kind[r], m.role_flags[r]
+            col = 2 if deferred else 0
+            rows_by_kind.setdefault(kind, []).append(tuple(
+                0 if i == in_place else self.item_cost(i, need)[col] for i in self.h.kind_objects.get(kind, ())))
+        v = 0
+        for rows in rows_by_kind.values():
+            v += min_assignment(rows)
+            if v >= INF:
+                v = INF
+                break
+        self.assign_memo[roles] = v
+        return v
 
     def role_cost(self, kind: str, need: int) -> tuple[int, int, int]:
         """(actions, critical path, actions if deferred) of the cheapest object of `kind` for a role."""
@@ -277,6 +304,12 @@ class _Ctx:
 
     def item_cost(self, i: int, need: int) -> tuple[int, int, int]:
         """(actions, critical path, actions when the put must wait for other roles first)."""
+        out = self.icost.get((i, need))
+        if out is None:
+            out = self.icost[(i, need)] = self._item_cost_uncached(i, need)
+        return out
+
+    def _item_cost_uncached(self, i: int, need: int) -> tuple[int, int, int]:
         c, p, trip = self._item_cost(i, need)
         if c >= INF:
             return INF, INF, INF
@@ -330,7 +363,8 @@ class _Ctx:
             path = max(path, setup + 1 + (TIMER_TICKS - 1) + 3)
         return cost, path, trip
 
-    def soup_cost(self, role_cost: dict[int, tuple[int, int]]) -> tuple[int, int]:
+    def soup_cost(self, role_cost: dict[int, tuple[int, int, int]]) -> tuple[int, int, list[int]]:
+        """(pot and bowl actions, critical path, ingredient roles still to add: priced by the caller)."""
         s, h, m = self.s, self.h, self.h.model
         meal = s.meals[0] if s.meals else None
         added = [i for i, mm in enumerate(s.added) if mm == 0]
@@ -341,8 +375,7 @@ class _Ctx:
             if hit is not None:
                 added.remove(hit)
                 todo.remove(r)
-        for r in todo:   # add-to replaces the put; same count
-            cost += role_cost[r][0]
+        for r in todo:   # add-to replaces the put; same count (charged in combo_cost)
             ing_path = max(ing_path, role_cost[r][1])
         held = s.held
         if todo and 0 <= held < h.world.n_items and s.robot in s.cont_at \
@@ -387,4 +420,4 @@ class _Ctx:
             b_at = s.cont_at[h.bowls[0]]
             if not (b_at >= 0 and h.is_kind["table"][b_at]):
                 cost += 1 if b_at < 0 else 3             # (pick,) move, place
-        return cost, max(path, ing_path)
+        return cost, max(path, ing_path), todo

@@ -31,9 +31,12 @@ from dataclasses import dataclass
 
 from taskplan.errors import PlanningError
 from taskplan.expert.heuristic import INF, Heuristic
-from taskplan.kitchen.domain import BOIL, COOK, COOKED, CUT, CUT_ACTION, FRIED, FRY, MOVE, WAIT
+from taskplan.expert.pruning import useful_actions
+from taskplan.expert.symmetry import Canonicalizer
 from taskplan.kitchen.goals import CompiledGoal, compile_goal
-from taskplan.kitchen.state import P_BOIL, P_COOK, P_CUTC, P_CUTG, P_FILL, P_FRY, Action, State, World, step, valid_actions
+from taskplan.kitchen.state import Action, State, World, step
+
+__all__ = ["Plan", "plan_instance", "plan_state", "useful_actions", "Search"]
 
 
 @dataclass
@@ -67,76 +70,86 @@ def plan_state(world: World, state: State, goal: CompiledGoal, max_seconds: floa
 
 
 class Search:
+    """A* for the optimal length, then the tie-break pass; tables keyed by symmetry class (symmetry.py)."""
+
     def __init__(self, world: World, goal: CompiledGoal, max_seconds: float | None = None):
         self.world, self.goal = world, goal
         self.h_fn = Heuristic(world, goal)
-        self.h_cache: dict[State, int] = {}
+        self.canon = Canonicalizer(world)
+        self.h_cache: dict[bytes, int] = {}
+        self.g_best: dict[bytes, int] = {}   # class -> shortest depth A* reached it at
         self.expanded = 0
         self.deadline = None if max_seconds is None else time.perf_counter() + max_seconds
         self.max_seconds = max_seconds
-        self.succ_cache: dict[State, list[tuple[Action, State]]] = {}
 
-    def h(self, s: State) -> int:
-        v = self.h_cache.get(s)
+    def h(self, s: State, key: bytes) -> int:
+        v = self.h_cache.get(key)
         if v is None:
             v = self.h_fn(s)   # admissible, so 0 wherever the goal holds; confirm those only
             if v == 0 and not self.goal.satisfied(s):
                 v = 1
-            self.h_cache[s] = v
+            self.h_cache[key] = v
         return v
 
     def successors(self, s: State) -> list[tuple[Action, State]]:
-        out = self.succ_cache.get(s)
-        if out is None:
-            out = [(a, step(self.world, s, a)) for a in useful_actions(self.world, s)]
-            self.succ_cache[s] = out
-        return out
+        return [(a, step(self.world, s, a)) for a in useful_actions(self.world, s)]
 
     def astar(self, start: State) -> int:
-        """Optimal plan length (A*, consistent tie-breaking on larger g)."""
-        if self.h(start) == 0:
+        """Optimal plan length: A* over symmetry classes (goal distance is a class property),
+        ties broken towards larger g."""
+        key0 = self.canon.key(start)
+        if self.h(start, key0) == 0:
             return 0
         tick = itertools.count()
-        g_best = {start: 0}
-        heap = [(self.h(start), 0, next(tick), start)]
+        g_best = self.g_best
+        g_best[key0] = 0
+        heap = [(self.h(start, key0), 0, next(tick), start, key0)]
         while heap:
-            f, neg_g, _, s = heapq.heappop(heap)
+            f, neg_g, _, s, key = heapq.heappop(heap)
             g = -neg_g
-            if g > g_best.get(s, INF):
+            if g > g_best[key]:
                 continue
-            if self.h(s) == 0:
+            if self.h_cache[key] == 0:
                 return g
             self._check_time()
             self.expanded += 1
+            ng = g + 1
             for _, child in self.successors(s):
-                ng = g + 1
-                if ng < g_best.get(child, INF):
-                    hc = self.h(child)
+                ck = self.canon.key(child)
+                if ng < g_best.get(ck, INF):
+                    hc = self.h(child, ck)
                     if hc >= INF:
                         continue
-                    g_best[child] = ng
-                    heapq.heappush(heap, (ng + hc, -ng, next(tick), child))
+                    g_best[ck] = ng
+                    heapq.heappush(heap, (ng + hc, -ng, next(tick), child, ck))
         raise PlanningError(f"{self.world.task}: the goal is unreachable from this state")
 
     def first_plan(self, start: State, cost: int) -> list[Action]:
-        """The lexicographically first plan of length `cost` (depth-first, valid-action order)."""
-        hopeless: dict[State, int] = {}   # state -> largest budget proven insufficient
+        """The lexicographically first plan of length `cost` (depth-first, tie-break order), on real states.
 
-        def dfs(s: State, budget: int) -> list[Action] | None:
-            if self.h(s) == 0:
+        A branch is cut when the bound, a proven failure, or A*'s table shows it cannot
+        finish in time: a class A* reached at depth g has goal distance >= cost - g."""
+        hopeless: dict[bytes, int] = {}   # class -> largest budget proven insufficient
+        g_best = self.g_best
+
+        def dfs(s: State, depth: int) -> list[Action] | None:
+            budget = cost - depth
+            key = self.canon.key(s)
+            hv = self.h(s, key)
+            if hv == 0:
                 return []
-            if self.h(s) > budget or hopeless.get(s, -1) >= budget:
+            if hv > budget or hopeless.get(key, -1) >= budget or g_best.get(key, INF) < depth:
                 return None
             self._check_time()
             self.expanded += 1
             for a, child in self.successors(s):
-                rest = dfs(child, budget - 1)
+                rest = dfs(child, depth + 1)
                 if rest is not None:
                     return [a] + rest
-            hopeless[s] = budget
+            hopeless[key] = budget
             return None
 
-        plan = dfs(start, cost)
+        plan = dfs(start, 0)
         if plan is None:  # cannot happen with an admissible bound; keep the failure loud
             raise PlanningError(f"{self.world.task}: no plan of the optimal length {cost} found")
         return plan
@@ -145,81 +158,3 @@ class Search:
         if self.deadline is not None and time.perf_counter() > self.deadline:
             raise PlanningError(f"{self.world.task}: no optimal plan within {self.max_seconds:g} s; "
                                 "raise --max-seconds")
-
-
-def useful_actions(world: World, s: State) -> list[Action]:
-    """Valid actions minus those a minimal plan never needs, in tie-break order (module docstring)."""
-    acts = valid_actions(world, s)
-    acts.insert(0, acts.pop())   # `Do nothing` first: while a timer runs, waiting beats wandering
-    timers = _timer_running(s)
-    out = []
-    twins_seen: set[tuple] = set()
-    for a in acts:
-        sch = a[0]
-        if sch == MOVE:
-            if not _can_act_at(world, s, a[2]):
-                continue
-            key = _twin_key(world, s, a[2])
-            if key is not None:
-                if key in twins_seen:
-                    continue
-                twins_seen.add(key)
-        elif sch == WAIT:
-            if not timers:
-                continue
-        elif sch == COOK and s.flags[a[2]] & COOKED:
-            continue
-        elif sch == CUT_ACTION and s.flags[a[2]] & CUT:
-            continue
-        elif sch == FRY and s.flags[a[2]] & FRIED:
-            continue
-        elif sch == BOIL and s.meals[a[4]][1]:
-            continue
-        out.append(a)
-    return out
-
-
-def _can_act_at(world: World, s: State, st: int) -> bool:
-    """Whether anything but moving on or waiting is possible at station st with what the robot holds."""
-    pile = s.piles[st]
-    cont = next((c for c, at in enumerate(s.cont_at) if at == st), -1)
-    if s.held < 0:
-        return bool(pile) or cont >= 0
-    if s.held < world.n_items:           # an item: place, stack, or add it to a pot with water
-        if cont < 0:
-            return True
-        return world.container_kinds[cont] == "pot" and any(mc == cont for mc, _ in s.meals)
-    if cont >= 0:                        # a container: place it, or pour a pot into an empty bowl
-        held = s.held - world.n_items
-        return world.container_kinds[cont] == "bowl" and world.container_kinds[held] == "pot" \
-            and not any(mc == cont for mc, _ in s.meals) and any(mc == held for mc, _ in s.meals)
-    return not pile
-
-
-def _twin_key(world: World, s: State, st: int) -> tuple | None:
-    """Stations with the same kind and the same contents (item kinds and flags, bottom-up), untouched
-    by any process, are interchangeable: swapping them and their items maps plans onto plans."""
-    if st in s.cont_at:
-        return None
-    pile = s.piles[st]
-    for kind, a, b, c, _, _ in s.pending:
-        if (kind in (P_COOK, P_FRY, P_FILL) and b == st) or (kind == P_BOIL and c == st):
-            return None
-        if kind in (P_COOK, P_FRY, P_CUTC, P_CUTG) and a in pile:
-            return None
-    return (world.station_kinds[st],) + tuple((world.item_kinds[i], s.flags[i]) for i in pile)
-
-
-def _timer_running(s: State) -> bool:
-    for kind, a, b, c, _, done in s.pending:
-        if done:
-            continue
-        if kind in (P_COOK, P_FRY):
-            pile = s.piles[b]
-            if pile and pile[0] == a:
-                return True
-        elif kind == P_FILL and s.cont_at[a] == b:
-            return True
-        elif kind == P_BOIL and s.cont_at[b] == c:
-            return True
-    return False

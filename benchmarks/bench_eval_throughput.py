@@ -51,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="batched run: longest prompt <= (1 + x) x shortest per generate call (default: auto, "
                    "CPU 0, GPU unlimited)")
     args = p.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from taskplan.env import quiet_env
+
+    quiet_env()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
     import torch

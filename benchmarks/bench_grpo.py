@@ -53,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokenizer", default=None, help="tokenizer folder (e.g. a local Qwen2.5 download); "
                    "default: the domain tokenizer trained on the synthetic rows")
     args = p.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # random init: nothing to download
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from taskplan.env import quiet_env
+
+    quiet_env()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
     import torch

@@ -6,12 +6,11 @@ package, `taskplan.orchestrate.flow`, and reads its stages from dvc.yaml.
     prefect deploy --prefect-file flows/prefect.yaml --all   # the nightly deployment
 """
 
-import os
-
+from taskplan.env import quiet_env
 from taskplan.orchestrate.flow import taskplan_pipeline
 
 __all__ = ["taskplan_pipeline"]
 
 if __name__ == "__main__":
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    quiet_env()
     taskplan_pipeline()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import random
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from taskplan.env import quiet_env
+
+quiet_env()
 
 
 def _single_turn_rows(task: str, steps: int, seed: int) -> list[dict]:

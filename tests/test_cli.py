@@ -195,3 +195,17 @@ def test_instance_out_refuses_what_is_not_a_regular_file(monkeypatch, capsys, tm
     assert ("is a directory" if kind == "dir" else "is not a regular file") in err, err
     assert target.is_dir() if kind == "dir" else stat.S_ISFIFO(target.stat().st_mode)
     assert [p.name for p in tmp_path.iterdir()] == ["target"]
+
+
+def test_the_environment_is_defined_once_and_the_makefile_exports_the_same():
+    """taskplan.env.QUIET is the one list; the Makefile exports it for DVC/CI (drift fails here)."""
+    import re
+
+    from taskplan.env import QUIET
+
+    text = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    block = re.search(r"^export (.*?)(?<!\\)\n", text, re.S | re.M).group(1)
+    exported = dict(kv.split("=", 1) for kv in block.replace("\\\n", " ").split())
+    assert exported == QUIET
+    out = subprocess.run([sys.executable, "-m", "taskplan.env"], capture_output=True, text=True, check=True)
+    assert dict(line.split("=", 1) for line in out.stdout.split()) == QUIET

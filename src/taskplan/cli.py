@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -26,15 +25,13 @@ from taskplan.commands import data as data_commands
 from taskplan.commands import evaluate as evaluate_commands
 from taskplan.commands import tracking as tracking_commands
 from taskplan.commands import train as train_commands
+from taskplan.env import quiet_env
 from taskplan.errors import TaskplanError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Train and evaluate small LLM planners on long kitchen tasks.")
 
-for _k, _v in {"MLFLOW_DISABLE_TELEMETRY": "true", "DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false",
-               "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1",
-               "TOKENIZERS_PARALLELISM": "false"}.items():
-    os.environ.setdefault(_k, _v)
+quiet_env()   # telemetry off, hub offline (taskplan.env): before any library reads them
 
 TaskOpt = Annotated[Optional[str], typer.Option("--task", help="Task name, e.g. cheeseburger (see `taskplan tasks`).")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seeded random layout (evaluation: 42, 84, ..., 420).")]

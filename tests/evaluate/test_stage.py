@@ -51,7 +51,9 @@ def test_eval_json_follows_the_design_contract(baselines):
     assert all(k in doc["random"]["burger"] for k in CONTRACT_KEYS)
     assert doc["expert"]["burger"]["episodes"] == len(SEEDS) and doc["expert"]["burger"]["bound"] is None
     assert result.files[0] == cfg.out_path and all(f.exists() for f in result.files)
-    assert result.metrics["eval/expert/burger/sr"] == 1.0
+    assert result.metrics["eval/expert/sr_mean"] == 1.0
+    assert result.child_runs["expert"]["metrics"]["sr/burger"] == 1.0           # one MLflow run per policy
+    assert result.child_runs["expert"]["tags"]["taskplan.kind"] == "expert"
     assert "expert SR 1.00" in result.summary()
 
 

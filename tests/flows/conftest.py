@@ -4,15 +4,14 @@ flows/pipeline.py, a micro project (1 task, 2 training seeds, 2 training steps, 
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-for _k, _v in {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
-               "PREFECT_LOGGING_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1"}.items():
-    os.environ.setdefault(_k, _v)
+from taskplan.env import quiet_env
+
+quiet_env()
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOW_FILE = ROOT / "flows" / "pipeline.py"

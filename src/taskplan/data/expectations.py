@@ -20,11 +20,12 @@ check reports the missing column instead of twenty follow-up errors.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from taskplan.env import quiet_env
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class ValidationReport:
 
 def run_suite(suite: str, frame: Any, checks: list[Check], docs_dir: Path | None = None) -> ValidationReport:
     """Validate a pandas DataFrame with GX (ephemeral context); data docs HTML under `docs_dir` when given."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    quiet_env()
     gx_log = logging.getLogger("great_expectations")
     if gx_log.level == logging.NOTSET:   # its INFO chatter (docs decorators, datasource loading) is noise here
         gx_log.setLevel(logging.WARNING)

@@ -10,9 +10,9 @@ in `<cwd>/mlartifacts/`. Open the UI on the default store with
     mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts
 """
 
-import os
+from taskplan.env import quiet_env
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+quiet_env()
 
 from taskplan.tracking.backend import configure, registry_lock, tracking_uri  # noqa: E402
 from taskplan.tracking.runs import PipelineRun, StageRun, log_stage, pipeline_run, run_name, stage_run  # noqa: E402

@@ -22,9 +22,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from taskplan.env import quiet_env
 from taskplan.errors import ConfigError
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+quiet_env()
 
 DEFAULT_EXPERIMENT = "taskplan"
 DEFAULT_DB = "mlflow.db"

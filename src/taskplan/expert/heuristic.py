@@ -264,14 +264,41 @@ class _Ctx:
         if total >= INF:
             return INF
         total -= refund
+        return total + self.blocker_cost(combo, kinds_per_dish, soup_todo)
+
+    def blocker_cost(self, combo, kinds_per_dish: list[dict[str, int]], soup_todo: list[int]) -> int:
+        """4 per blocker (arrival, pick, carry away, put), less 4 for each one that can go straight
+        into an open role of another dish or the soup (at most one role each). The blocker removed
+        first cannot go into a dish that still has blockers of its own (every open role there
+        waits for them), so one blocker fewer may be matched when only such dishes want its kind."""
+        h, m = self.h, self.h.model
         blocked: dict[str, list[int]] = {}
         for n, (_, _, blockers) in enumerate(combo):
             for b in blockers:
                 blocked.setdefault(h.world.item_kinds[b], [0] * len(combo))[n] += 1
+        if not blocked:
+            return 0
+        soup_kinds: dict[str, int] = {}
+        for r in soup_todo:
+            soup_kinds[m.role_kind[r]] = soup_kinds.get(m.role_kind[r], 0) + 1
+        has_blockers = [bool(o[2]) for o in combo]
+        total, best_loss = 0, INF
         for k, per_dish in blocked.items():
-            saved = matched_blockers(per_dish, [kinds.get(k, 0) for kinds in kinds_per_dish])
+            roles = [kinds.get(k, 0) for kinds in kinds_per_dish] + [soup_kinds.get(k, 0)]
+            per = per_dish + [0]                       # the soup has no blockers
+            saved = matched_blockers(per, roles)
             total += 4 * (sum(per_dish) - saved)
-        return total
+            # roles of kind k open in a dish without blockers (or the soup): the first blocker may use one
+            free = any(n_roles and not (n < len(combo) and has_blockers[n]) for n, n_roles in enumerate(roles))
+            if free:
+                best_loss = 0
+            else:
+                for n, count in enumerate(per_dish):   # the first blocker is one of dish n's, left unmatched
+                    if count:
+                        per[n] -= 1
+                        best_loss = min(best_loss, 4 * (saved - matched_blockers(per, roles)))
+                        per[n] += 1
+        return total + (best_loss if best_loss < INF else 0)
 
     def assigned(self, roles: tuple[tuple[int, bool, int], ...]) -> int:
         """Least cost of filling the roles with distinct objects, kind by kind (memoised per state)."""
@@ -358,7 +385,10 @@ class _Ctx:
             trip = True
             on_station = lone_at >= 0 and self.h.is_kind[kind][lone_at]
             here = at_empty and self.h.is_kind[kind][r]
-            cost += 1 + (0 if on_station else 2 if here else 3)
+            # Cook/Fry, (place, pick again, carried move,) and one more step: between the Cook (the
+            # first tick) and the pick three ticks pass, so the robot waits or leaves and comes back
+            # empty-handed (nothing else can be done at a station whose only item is cooking)
+            cost += 2 + (0 if on_station else 2 if here else 3)
             setup = 0 if on_station else (1 if held else 3)
             path = max(path, setup + 1 + (TIMER_TICKS - 1) + 3)
         return cost, path, trip
@@ -399,7 +429,9 @@ class _Ctx:
                 path += TIMER_TICKS - prog
             else:
                 at_sink = pot_at >= 0 and h.is_kind["sink"][pot_at]
-                cost += 1 + (0 if at_sink else carry("sink"))
+                # unless held, an empty-handed arrival: at the pot to pick it, or at the sink to fill it
+                # (a pot without water takes no ingredient, so no carried item can end the move there)
+                cost += 1 + (0 if at_sink else carry("sink")) + (0 if pot_held else 1)
                 path += (0 if at_sink else carry("sink")) + TIMER_TICKS
         if need_boil:
             prog = self.timer.get((P_BOIL, 0), -1)
@@ -419,5 +451,5 @@ class _Ctx:
         if m.bowl_on_table and h.bowls:
             b_at = s.cont_at[h.bowls[0]]
             if not (b_at >= 0 and h.is_kind["table"][b_at]):
-                cost += 1 if b_at < 0 else 3             # (pick,) move, place
+                cost += 1 if b_at < 0 else 4             # (empty-handed arrival, pick,) move, place
         return cost, max(path, ing_path), todo

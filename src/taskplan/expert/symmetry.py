@@ -22,6 +22,8 @@ keep their indices.
 
 from __future__ import annotations
 
+from array import array
+
 from taskplan.kitchen.state import P_BOIL, P_COOK, P_CUTC, P_CUTG, P_FILL, P_FRY, State, World
 
 _ITEM_PROCS = (P_COOK, P_FRY, P_CUTC, P_CUTG)
@@ -44,43 +46,41 @@ class Canonicalizer:
 
     def renaming(self, s: State) -> tuple[list[int] | None, list[int] | None]:
         """(new index per station, new index per item); None where no kind has twins."""
-        n_items = self.n_items
-        iproc: dict[int, list] = {}
-        sproc: dict[int, list] = {}
+        flags, added, held, piles = s.flags, s.added, s.held, s.piles
+        iproc: dict[int, tuple] = {}
+        sproc: dict[int, tuple] = {}
         for kind, a, b, c, prog, done in s.pending:
             if kind in _ITEM_PROCS:
-                iproc.setdefault(a, []).append((kind, prog, done))
+                iproc[a] = iproc.get(a, ()) + ((kind, prog, done),)
                 if kind in (P_COOK, P_FRY):
-                    sproc.setdefault(b, []).append((kind, prog, done, s.flags[a]))
+                    sproc[b] = sproc.get(b, ()) + ((kind, prog, done, flags[a]),)
             elif kind == P_FILL:
-                sproc.setdefault(b, []).append((kind, prog, done, a))
+                sproc[b] = sproc.get(b, ()) + ((kind, prog, done, a),)
             elif kind == P_BOIL:
-                sproc.setdefault(c, []).append((kind, prog, done, b))
-
-        def idesc(i: int) -> tuple:   # what can be seen of an item without naming stations
-            return (s.flags[i], s.added[i], s.held == i, tuple(iproc.get(i, ())))
-
+                sproc[c] = sproc.get(c, ()) + ((kind, prog, done, b),)
+        # what can be seen of an item without naming stations
+        idesc = [(flags[i], added[i], i == held, iproc.get(i, ())) for i in range(self.n_items)]
         smap = None
         if self.station_groups:
-            smap = list(range(len(s.piles)))
+            smap = list(range(len(piles)))
+            cont = {st: c for c, st in enumerate(s.cont_at)}
+            robot = s.robot
             for group in self.station_groups:
-                descs = []
-                for st in group:
-                    descs.append(((s.robot == st, s.cont_at.index(st) if st in s.cont_at else -1,
-                                   tuple(idesc(i) for i in s.piles[st]), tuple(sproc.get(st, ()))), st))
-                descs.sort()
+                descs = sorted(((st == robot, cont.get(st, -1), tuple([idesc[i] for i in piles[st]]),
+                                 sproc.get(st, ())), st) for st in group)
                 for target, (_, st) in zip(group, descs):
                     smap[st] = target
         imap = None
         if self.item_groups:
-            where: dict[int, tuple[int, int]] = {}
-            for st, pile in enumerate(s.piles):
-                st2 = st if smap is None else smap[st]
-                for k, i in enumerate(pile):
-                    where[i] = (st2, k)
-            imap = list(range(n_items))
+            where = [(-1, -1)] * self.n_items
+            for st, pile in enumerate(piles):
+                if pile:
+                    st2 = st if smap is None else smap[st]
+                    for k, i in enumerate(pile):
+                        where[i] = (st2, k)
+            imap = list(range(self.n_items))
             for group in self.item_groups:
-                descs = sorted((idesc(i), where.get(i, (-1, -1)), i) for i in group)
+                descs = sorted((idesc[i], where[i], i) for i in group)
                 for target, (_, _, i) in zip(group, descs):
                     imap[i] = target
         return smap, imap
@@ -89,22 +89,24 @@ class Canonicalizer:
 def encode(s: State, smap: list[int] | None, imap: list[int] | None) -> bytes:
     """The renamed state as bytes (every field length-prefixed or fixed, so the encoding is unambiguous)."""
     n_items = len(s.flags)
-    out: list[int] = []
-    ren_i = (lambda i: i) if imap is None else (lambda i: i if i < 0 else imap[i])
-    ren_s = (lambda st: st) if smap is None else (lambda st: st if st < 0 else smap[st])
-    out.append(ren_s(s.robot))
     held = s.held
-    out.append(held if held < 0 or held >= n_items else ren_i(held))
+    if imap is not None:
+        ext = imap + [-1]            # ext[-1] == -1: "none" stays "none"
+        if 0 <= held < n_items:
+            held = imap[held]
+    out = [s.robot if smap is None else smap[s.robot], held]
     if smap is None:
         piles = s.piles
+        out.extend(s.cont_at)
     else:
         piles = [()] * len(s.piles)
         for st, pile in enumerate(s.piles):
             piles[smap[st]] = pile
+        out.extend([-1 if st < 0 else smap[st] for st in s.cont_at])
     for pile in piles:
         out.append(len(pile))
-        out.extend(ren_i(i) for i in pile)
-    out.extend(ren_s(st) for st in s.cont_at)
+        if pile:
+            out.extend(pile if imap is None else [imap[i] for i in pile])
     if imap is None:
         out.extend(s.flags)
         out.extend(s.added)
@@ -119,16 +121,15 @@ def encode(s: State, smap: list[int] | None, imap: list[int] | None) -> bytes:
     for c, boiling in s.meals:
         out += (c, boiling)
     for kind, a, b, c, prog, done in s.pending:   # list order kept: it matters under legacy_skip
-        if kind in (P_COOK, P_FRY):
-            a, b = ren_i(a), ren_s(b)
-        elif kind in (P_CUTC, P_CUTG):
-            a = ren_i(a)
-        elif kind == P_FILL:
-            b = ren_s(b)
-        else:   # P_BOIL: (meal, container, station)
-            c = ren_s(c)
+        if imap is not None and kind in _ITEM_PROCS:
+            a = ext[a]
+        if smap is not None:
+            if kind in (P_COOK, P_FRY, P_FILL):
+                b = smap[b]
+            elif kind == P_BOIL:   # (meal, container, station)
+                c = smap[c]
         out += (kind, a, b, c, prog, done)
-    return bytes(x & 0xFF for x in out)   # -1 -> 255: no index reaches 255 in any kitchen
+    return array("h", out).tobytes()   # bytes: hashed once, compared with memcmp
 
 
 def _groups(kinds: tuple[str, ...]) -> list[list[int]]:

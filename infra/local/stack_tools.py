@@ -1,0 +1,121 @@
+"""Small steps of infra/local/up.sh that are easier in Python (run with the stack's Python):
+
+    stack_tools.py wait-http URL SECONDS [PIDFILE]    until URL answers (any status below 500); fail early when
+                                                     the process of PIDFILE has exited
+    stack_tools.py create-dbs NAME...                 Postgres databases (TASKPLAN_POSTGRES_* from stack.env)
+    stack_tools.py create-buckets NAME...             S3 buckets (AWS_* and AWS_ENDPOINT_URL in the environment)
+    stack_tools.py wait-worker POOL NAME SINCE SECONDS [PIDFILE]   until worker NAME of POOL sent a heartbeat after SINCE
+                                                     (epoch seconds; PREFECT_API_URL in the environment)
+    stack_tools.py quote TEXT                         TEXT percent-encoded for a URL's user or password
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import datetime
+
+
+def wait_http(url: str, seconds: float, pidfile: str | None = None) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=3):
+                return
+        except urllib.error.HTTPError as err:
+            if err.code < 500:
+                return
+        except (urllib.error.URLError, OSError):
+            pass
+        if pidfile and not _alive(pidfile):
+            sys.exit(f"{url}: the process ({pidfile}) exited before answering")
+        if time.monotonic() > deadline:
+            sys.exit(f"{url}: no answer after {seconds:.0f} s")
+        time.sleep(0.3)
+
+
+def create_dbs(names: list[str]) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", port=int(os.environ["TASKPLAN_POSTGRES_PORT"]),
+                            user=os.environ["TASKPLAN_POSTGRES_USER"],
+                            password=os.environ["TASKPLAN_POSTGRES_PASSWORD"], dbname="postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for name in names:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{name}"')
+                print(f"database {name}: created")
+    conn.close()
+
+
+def create_buckets(names: list[str]) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    have = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    for name in names:
+        if name not in have:
+            s3.create_bucket(Bucket=name)
+            print(f"bucket {name}: created")
+
+
+def wait_worker(pool: str, name: str, since: float, seconds: float, pidfile: str | None = None) -> None:
+    import httpx
+
+    api = os.environ["PREFECT_API_URL"].rstrip("/")
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            workers = httpx.post(f"{api}/work_pools/{pool}/workers/filter", json={}, timeout=5).json()
+            for w in workers if isinstance(workers, list) else []:
+                beat = w.get("last_heartbeat_time")
+                if w.get("name") == name and beat and datetime.fromisoformat(beat).timestamp() >= since:
+                    return
+        except (httpx.HTTPError, ValueError):
+            pass
+        if pidfile and not _alive(pidfile):
+            sys.exit(f"worker {name}: the process ({pidfile}) exited before reporting")
+        if time.monotonic() > deadline:
+            sys.exit(f"worker {name} did not report to pool {pool} within {seconds:.0f} s")
+        time.sleep(0.5)
+
+
+def _alive(pidfile: str) -> bool:
+    try:
+        pid = int(open(pidfile).read().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"     # a zombie has exited
+    except OSError:
+        return True
+
+
+def main(argv: list[str]) -> None:
+    if not argv:
+        sys.exit(__doc__)
+    cmd, args = argv[0], argv[1:]
+    if cmd == "wait-http":
+        wait_http(args[0], float(args[1]), args[2] if len(args) > 2 else None)
+    elif cmd == "create-dbs":
+        create_dbs(args)
+    elif cmd == "create-buckets":
+        create_buckets(args)
+    elif cmd == "wait-worker":
+        wait_worker(args[0], args[1], float(args[2]), float(args[3]), args[4] if len(args) > 4 else None)
+    elif cmd == "quote":
+        print(urllib.parse.quote(args[0], safe=""))
+    else:
+        sys.exit(f"unknown command {cmd!r}\n{__doc__}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

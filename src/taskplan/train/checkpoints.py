@@ -15,7 +15,7 @@ step 0, saying so in one log line. A run that finished leaves a marker, so the
 next `--resume` starts afresh instead of "resuming" a completed run. The CLI, DVC and the Prefect flow all go
 through `resume_checkpoint`, so none of them can continue a stale run.
 
-    trainer = train_with_checkpoints(cfg, build_trainer, resume=True)   # what run_sft/run_grpo do:
+    trainer = train_with_checkpoints(cfg, build_trainer, resume=True)   # what settings.run_training does:
     # fp = run_fingerprint(cfg); start = resume_checkpoint(cfg.checkpoint_dir, True, fp)
     # trainer.train(resume_from_checkpoint=start); save_trained(...); mark_finished(...)
 """
@@ -30,9 +30,12 @@ import re
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskplan.io import atomic_write_json, path_digest
+
+if TYPE_CHECKING:
+    from taskplan.train.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ RUN_ONLY_KEYS = frozenset({"out_dir", "checkpoint_dir", "metrics_path", "plots_d
                            "save_total_limit", "eval_every", "val_rows", "val_batch_size", "val_max_new_tokens"})
 
 
-def run_fingerprint(cfg: Any) -> str:
+def run_fingerprint(cfg: TrainerSettings) -> str:
     """Digest of what a training run learns from: its input model and dataset folders (file contents) and
     its config without RUN_ONLY_KEYS. A hub id as model_dir is fingerprinted by name."""
     fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in RUN_ONLY_KEYS}
@@ -107,7 +110,8 @@ def resume_checkpoint(checkpoint_dir: Path | str, resume: bool, fingerprint: str
     return None
 
 
-def train_with_checkpoints(cfg: Any, build_trainer: Callable[[Any, Sequence[Any]], tuple[Any, Any]], resume: bool,
+def train_with_checkpoints(cfg: TrainerSettings, build_trainer: Callable[[Any, Sequence[Any]], tuple[Any, Any]],
+                           resume: bool,
                            callbacks: Sequence[Any] = ()) -> Any:
     """The one train-resume-save sequence of every training stage: fingerprint the inputs, build the trainer
     with the complete-checkpoint marker, continue only a checkpoint of these inputs, train, write the final

@@ -7,77 +7,57 @@
 Rows are conversational prompt/completion pairs, so TRL masks the prompt and
 trains on `Action: <expert action><|im_end|>` only. Single-turn validation
 accuracy (greedy decoding, exact expert action) is measured before training
-(the base model) and at the end.
+(the base model) and at the end. What SFT shares with GRPO (paths, optimizer,
+checkpoints, validation, the run itself) lives in train/settings.py and
+train/backend.py; this module holds the collation and its own knobs.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar
 
 from taskplan.errors import ConfigError
-from taskplan.train.backend import Scheduler
+from taskplan.train.settings import TrainerSettings, TrainResult, run_training
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class SftConfig:
-    model_dir: str = "models/init"             # local HF folder or hub id of the starting policy
-    dataset_dir: Path = Path("outputs/single_turn")
-    out_dir: Path = Path("models/sft")          # final HF folder, written atomically
-    checkpoint_dir: Path = Path("models/checkpoints/sft")  # checkpoint-N/ for --resume (not a DVC out)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SftConfig(TrainerSettings):
+    """params.yaml `sft:`; the fields it shares with GRPO are documented in TrainerSettings."""
+
+    section: ClassVar[str] = "sft"
+    # shared fields, with this stage's defaults
+    model_dir: str = "models/init"
+    out_dir: Path = Path("models/sft")
+    checkpoint_dir: Path = Path("models/checkpoints/sft")
     metrics_path: Path = Path("metrics/sft.json")
     plots_dir: Path = Path("plots/sft")
-    max_steps: int = 1500                       # optimizer steps
-    batch_size: int = 8                         # rows per optimizer step (all processes, all micro-steps)
-    gradient_accumulation_steps: int = 1
+    max_steps: int = 1500
     learning_rate: float = 1e-2                 # high: the tiny model starts from random weights
-    lr_scheduler: Scheduler = "constant_with_warmup"
-    warmup_ratio: float = 0.02                  # fraction of max_steps
-    weight_decay: float = 0.0
-    adam_beta2: float = 0.95                    # AdamW second-moment decay (0.95: steadier at high learning rates)
-    max_grad_norm: float = 1.0
+    warmup_ratio: float = 0.02
+    save_steps: int = 250
+    eval_every: int = 250
+    # SFT's own fields
+    batch_size: int = 8                         # rows per optimizer step (all processes, all micro-steps)
     max_length: int = 1536                      # tokens of prompt + answer (~430 domain tokens, ~1k for Qwen)
     completion_only_loss: bool = True           # loss on the answer only (False: on the whole conversation)
-    model_dtype: Literal["auto", "float32", "bfloat16"] = "float32"  # dtype the policy is loaded in
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on a CUDA GPU, fp32 on CPU
-    gradient_checkpointing: bool = False        # GPU only; always off on CPU
-    cpu_threads: int = 1                        # torch threads on CPU (0: torch default; see train/backend.py)
-    lora_r: int = 0                             # 0: full fine-tuning; >0: LoRA rank (peft)
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    lora_target_modules: str = "all-linear"
-    save_steps: int = 250                       # checkpoint every N steps
-    save_total_limit: int = 2                   # keep the newest N checkpoints
-    val_rows: int = 0                           # validation rows decoded for accuracy (0: all)
-    val_batch_size: int = 32
-    val_max_new_tokens: int = 24
-    eval_every: int = 250                       # also measure every N steps (0: only before and after)
     max_seconds: float = 0.0                    # stop after this many seconds of training steps (0: no limit)
     seconds_from: Path | None = None            # ... or as many as `train_seconds` in this metrics JSON
-    seed: int = 42                              # filled from common.seed
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "save_steps", "save_total_limit",
-                     "val_batch_size", "val_max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"sft.{name}={getattr(self, name)} must be at least 1")
-        if self.learning_rate <= 0:
-            raise ConfigError(f"sft.learning_rate={self.learning_rate} must be positive")
+        TrainerSettings.__post_init__(self)     # shared checks (see there why not super())
+        self.require_positive("batch_size")
         if self.batch_size % self.gradient_accumulation_steps:
             raise ConfigError(f"sft.batch_size={self.batch_size} must be divisible by "
                               f"gradient_accumulation_steps={self.gradient_accumulation_steps}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"sft.warmup_ratio={self.warmup_ratio} must be in [0, 1)")
         if self.max_length < 256:
             raise ConfigError(f"sft.max_length={self.max_length}: prompts reach ~550 domain tokens; use 1024 or more")
-        if self.lora_r < 0:
-            raise ConfigError(f"sft.lora_r={self.lora_r} must be 0 (off) or a positive rank")
         if self.max_seconds < 0 or (self.max_seconds and self.seconds_from is not None):
             raise ConfigError(f"sft.max_seconds={self.max_seconds}: give a positive budget or seconds_from, not both")
 
@@ -85,8 +65,6 @@ class SftConfig:
         """Seconds of training steps allowed (0: no limit); seconds_from is read when the run starts."""
         if self.seconds_from is None:
             return self.max_seconds
-        import json
-
         try:
             seconds = json.loads(Path(self.seconds_from).read_text()).get("train_seconds")
         except (OSError, ValueError, AttributeError):
@@ -98,46 +76,41 @@ class SftConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class SftResult:
-    out_dir: Path
-    metrics: dict[str, float]
-    history: list[dict[str, Any]] = field(default_factory=list)
+class SftResult(TrainResult):
+    stage: ClassVar[str] = "sft"
 
-    def summary(self) -> str:
+    def details(self) -> str:
         m = self.metrics
-        return (f"sft: {int(m.get('steps', 0))} steps in {m.get('wall_seconds', 0.0):.0f} s, "
-                f"loss {m.get('final_loss', float('nan')):.3f}, val accuracy {m.get('base_val_accuracy', 0.0):.3f}"
-                f" -> {m.get('val_accuracy', 0.0):.3f} -> {self.out_dir}")
+        return (f"loss {m.get('final_loss', float('nan')):.3f}, val accuracy {m.get('base_val_accuracy', 0.0):.3f}"
+                f" -> {m.get('val_accuracy', 0.0):.3f}")
 
 
 def run_sft(cfg: SftConfig, resume: bool = False, callbacks: Sequence[Any] = ()) -> SftResult:
     """Train, save the policy, write metrics and plots. `callbacks` are extra TrainerCallbacks."""
     from taskplan.train.callbacks import TimeBudgetCallback
-    from taskplan.train.checkpoints import train_with_checkpoints
+    from taskplan.train.history import SFT_PLOTS
 
-    start = time.perf_counter()
-    budget = cfg.time_budget()
+    budget = cfg.time_budget()   # before any loading: a missing budget file fails at once
     extra = [*callbacks, *([TimeBudgetCallback(budget)] if budget > 0 else [])]
-    trainer = train_with_checkpoints(cfg, build_trainer, resume, extra)
-    return _finish(cfg, trainer.state, time.perf_counter() - start)
+    return run_training(cfg, build_trainer, _summarise, SFT_PLOTS, SftResult, resume, extra)
 
 
 def build_trainer(cfg: SftConfig, callbacks: Sequence[Any] = ()) -> tuple[Any, Any]:
-    """The configured TRL trainer and the tokenizer (also used by benchmarks/bench_grpo.py)."""
-    from trl import SFTConfig, SFTTrainer
+    """The configured TRL trainer and the tokenizer."""
+    from trl import SFTTrainer
 
-    from taskplan.model.factory import load_policy, load_tokenizer
-    from taskplan.train.backend import (compact_logprobs_on_cpu, configure_cpu, lora_config, per_device_batch,
-                                        quiet_stdout, trainer_kwargs)
-    from taskplan.train.callbacks import ThroughputCallback, ValAccuracyCallback
-    from taskplan.train.rows import load_rows, training_columns, validation_subset
+    from taskplan.train.backend import make_trainer
 
-    configure_cpu(cfg.cpu_threads)
-    compact_logprobs_on_cpu()
-    ds = load_rows(cfg.dataset_dir)
-    tokenizer = load_tokenizer(cfg.model_dir)
-    model = load_policy(cfg.model_dir, dtype=cfg.model_dtype)
-    args = SFTConfig(
+    return make_trainer(cfg, SFTTrainer, training_args, ("prompt", "completion"), callbacks)
+
+
+def training_args(cfg: SftConfig) -> Any:
+    """TRL's SFTConfig for `cfg`: the shared TrainingArguments plus SFT's collation."""
+    from trl import SFTConfig
+
+    from taskplan.train.backend import per_device_batch, trainer_kwargs
+
+    return SFTConfig(
         **trainer_kwargs(cfg),
         per_device_train_batch_size=per_device_batch(cfg.batch_size, cfg.gradient_accumulation_steps,
                                                      "sft.batch_size"),
@@ -147,25 +120,12 @@ def build_trainer(cfg: SftConfig, callbacks: Sequence[Any] = ()) -> tuple[Any, A
         shuffle_dataset=True,
         dataset_num_proc=None,
     )
-    val = ValAccuracyCallback(validation_subset(ds, cfg.val_rows, cfg.seed), tokenizer, cfg.eval_every,
-                              cfg.val_batch_size, cfg.val_max_new_tokens, at_start=True)
-    trainer = SFTTrainer(
-        model=model, args=args, train_dataset=training_columns(ds["train"], ("prompt", "completion")),
-        processing_class=tokenizer,
-        callbacks=[ThroughputCallback(), val, *callbacks],
-        peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules),
-    )
-    return quiet_stdout(trainer), tokenizer
 
 
-def _finish(cfg: SftConfig, state: Any, seconds: float) -> SftResult:
-    from taskplan.io import atomic_write_json
-    from taskplan.train.history import SFT_PLOTS, first_value, last_value, mean_value, step_history, write_plots
+def _summarise(cfg: SftConfig, history: list[dict[str, Any]]) -> dict[str, float | None]:
+    from taskplan.train.history import first_value, last_value, mean_value
 
-    history = step_history(state.log_history)
-    metrics = {
-        "steps": float(state.global_step),
-        "wall_seconds": round(seconds, 2),  # the whole stage: load, train, validate, save
+    return {
         "final_loss": last_value(history, "loss"),
         "loss_last10": mean_value(history, "loss", last=10),
         "base_val_accuracy": first_value(history, "val_accuracy"),
@@ -173,7 +133,3 @@ def _finish(cfg: SftConfig, state: Any, seconds: float) -> SftResult:
         "tokens_per_second": mean_value(history, "tokens_per_second"),
         "train_seconds": last_value(history, "train_seconds"),   # time in training steps (learning-curve x)
     }
-    metrics = {k: v for k, v in metrics.items() if v is not None}
-    atomic_write_json(cfg.metrics_path, metrics)
-    write_plots(history, cfg.plots_dir, SFT_PLOTS)
-    return SftResult(cfg.out_dir, metrics, history)

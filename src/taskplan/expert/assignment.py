@@ -27,6 +27,8 @@ def min_assignment(rows: list[tuple[int, ...]]) -> int:
     n_obj = len(rows[0])
     if len(rows) > n_obj:
         return INF
+    if len(rows) == 1:
+        return min(rows[0])
     types: dict[tuple[int, ...], int] = {}
     for row in rows:
         types[row] = types.get(row, 0) + 1

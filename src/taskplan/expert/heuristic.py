@@ -23,7 +23,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from taskplan.expert.assignment import matched_blockers, min_assignment
+from taskplan.expert.assignment import min_assignment
+from taskplan.expert.obstacles import blocker_cost, occupant_cost
 from taskplan.kitchen.domain import COOKABLE, COOKED, CUT, CUTTABLE, CUTS_NEEDED, FRIED, FRYABLE, \
     FRYABLEIFCUT, TIMER_TICKS
 from taskplan.kitchen.goals import CompiledGoal
@@ -157,6 +158,7 @@ class _Ctx:
         self.h, self.s = h, state
         self.icost: dict[tuple[int, int], tuple[int, int, int]] = {}
         self.assign_memo: dict[tuple, int] = {}
+        self.rows: dict[tuple[str, int, int], tuple[int, ...]] = {}
         self.where: dict[int, tuple[int, int]] = {}
         for st, pile in enumerate(state.piles):
             for k, i in enumerate(pile):
@@ -240,8 +242,7 @@ class _Ctx:
         """Roles, each filled by its own object (assignment.py): a settled role costs 0 with the
         object already in place, or what another object would cost to take its place (so a
         settled object is never also priced for a second role); minus a carry when the held item
-        can be put at its dish's table right here; plus blockers: arrival, pick, carry away,
-        put, except that a blocker's one move may also fill an open role of another dish."""
+        can be put at its dish's table right here; plus obstacles (obstacles.py)."""
         m, h = self.h.model, self.h
         roles: list[tuple[int, bool, int]] = []   # (role, deferred, object in place or -1)
         kinds_per_dish: list[dict[str, int]] = []
@@ -264,62 +265,39 @@ class _Ctx:
         if total >= INF:
             return INF
         total -= refund
-        return total + self.blocker_cost(combo, kinds_per_dish, soup_todo)
-
-    def blocker_cost(self, combo, kinds_per_dish: list[dict[str, int]], soup_todo: list[int]) -> int:
-        """4 per blocker (arrival, pick, carry away, put), less 4 for each one that can go straight
-        into an open role of another dish or the soup (at most one role each). The blocker removed
-        first cannot go into a dish that still has blockers of its own (every open role there
-        waits for them), so one blocker fewer may be matched when only such dishes want its kind."""
-        h, m = self.h, self.h.model
-        blocked: dict[str, list[int]] = {}
-        for n, (_, _, blockers) in enumerate(combo):
-            for b in blockers:
-                blocked.setdefault(h.world.item_kinds[b], [0] * len(combo))[n] += 1
-        if not blocked:
-            return 0
-        soup_kinds: dict[str, int] = {}
-        for r in soup_todo:
-            soup_kinds[m.role_kind[r]] = soup_kinds.get(m.role_kind[r], 0) + 1
-        has_blockers = [bool(o[2]) for o in combo]
-        total, best_loss = 0, INF
-        for k, per_dish in blocked.items():
-            roles = [kinds.get(k, 0) for kinds in kinds_per_dish] + [soup_kinds.get(k, 0)]
-            per = per_dish + [0]                       # the soup has no blockers
-            saved = matched_blockers(per, roles)
-            total += 4 * (sum(per_dish) - saved)
-            # roles of kind k open in a dish without blockers (or the soup): the first blocker may use one
-            free = any(n_roles and not (n < len(combo) and has_blockers[n]) for n, n_roles in enumerate(roles))
-            if free:
-                best_loss = 0
-            else:
-                for n, count in enumerate(per_dish):   # the first blocker is one of dish n's, left unmatched
-                    if count:
-                        per[n] -= 1
-                        best_loss = min(best_loss, 4 * (saved - matched_blockers(per, roles)))
-                        per[n] += 1
-        return total + (best_loss if best_loss < INF else 0)
+        return total + blocker_cost(self, combo, kinds_per_dish, soup_todo) + occupant_cost(self, combo, soup_todo)
 
     def assigned(self, roles: tuple[tuple[int, bool, int], ...]) -> int:
-        """Least cost of filling the roles with distinct objects, kind by kind (memoised per state)."""
-        v = self.assign_memo.get(roles)
-        if v is not None:
-            return v
+        """Least cost of filling the roles with distinct objects, kind by kind (memoised per state:
+        the combos of one state share most kinds' roles)."""
         m = self.h.model
-        rows_by_kind: dict[str, list[tuple[int, ...]]] = {}
+        by_kind: dict[str, list[tuple[int, int, int]]] = {}
         for r, deferred, in_place in roles:
-            kind, need = m.role_kind[r], m.role_flags[r]
-            col = 2 if deferred else 0
-            rows_by_kind.setdefault(kind, []).append(tuple(
-                0 if i == in_place else self.item_cost(i, need)[col] for i in self.h.kind_objects.get(kind, ())))
-        v = 0
-        for rows in rows_by_kind.values():
-            v += min_assignment(rows)
-            if v >= INF:
-                v = INF
-                break
-        self.assign_memo[roles] = v
-        return v
+            by_kind.setdefault(m.role_kind[r], []).append((m.role_flags[r], 2 if deferred else 0, in_place))
+        total = 0
+        for kind, specs in by_kind.items():
+            key = (kind, tuple(sorted(specs)))
+            v = self.assign_memo.get(key)
+            if v is None:
+                rows = []
+                for need, col, in_place in specs:
+                    row = self.cost_row(kind, need, col)
+                    if in_place >= 0:   # the object already in place fills the role for free
+                        row = tuple(0 if i == in_place else c for i, c in zip(self.h.kind_objects[kind], row))
+                    rows.append(row)
+                v = self.assign_memo[key] = min_assignment(rows)
+            total += v
+            if total >= INF:
+                return INF
+        return total
+
+    def cost_row(self, kind: str, need: int, col: int) -> tuple[int, ...]:
+        """Per object of `kind`: its cost for a role needing `need` (col 0) or deferred (col 2)."""
+        key = (kind, need, col)
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = tuple(self.item_cost(i, need)[col] for i in self.h.kind_objects.get(kind, ()))
+        return row
 
     def role_cost(self, kind: str, need: int) -> tuple[int, int, int]:
         """(actions, critical path, actions if deferred) of the cheapest object of `kind` for a role."""

@@ -96,32 +96,45 @@ class Search:
 
     def astar(self, start: State) -> int:
         """Optimal plan length: A* over symmetry classes (goal distance is a class property),
-        ties broken towards larger g."""
+        ties broken towards larger g.
+
+        Deferred evaluation: a child is queued under its parent's bound minus one (still a lower
+        bound on its distance) and its own bound is computed only when it comes up; on a plateau
+        most children never do. A child whose bound then turns out larger goes back in the queue."""
         key0 = self.canon.key(start)
-        if self.h(start, key0) == 0:
+        h0 = self.h(start, key0)
+        if h0 == 0:
             return 0
         tick = itertools.count()
         g_best = self.g_best
         g_best[key0] = 0
-        heap = [(self.h(start, key0), 0, next(tick), start, key0)]
+        heap = [(h0, 0, next(tick), start, key0)]
+        h_cache = self.h_cache
         while heap:
             f, neg_g, _, s, key = heapq.heappop(heap)
             g = -neg_g
             if g > g_best[key]:
                 continue
-            if self.h_cache[key] == 0:
+            hs = h_cache.get(key)
+            if hs is None:
+                hs = self.h(s, key)
+                if hs >= INF:
+                    continue
+                if g + hs > f:
+                    heapq.heappush(heap, (g + hs, neg_g, next(tick), s, key))
+                    continue
+            if hs == 0:
                 return g
             self._check_time()
             self.expanded += 1
             ng = g + 1
+            f_child = max(f, ng + hs - 1)
             for _, child in self.successors(s):
                 ck = self.canon.key(child)
                 if ng < g_best.get(ck, INF):
-                    hc = self.h(child, ck)
-                    if hc >= INF:
-                        continue
                     g_best[ck] = ng
-                    heapq.heappush(heap, (ng + hc, -ng, next(tick), child, ck))
+                    hc = h_cache.get(ck)
+                    heapq.heappush(heap, (f_child if hc is None else ng + hc, -ng, next(tick), child, ck))
         raise PlanningError(f"{self.world.task}: the goal is unreachable from this state")
 
     def first_plan(self, start: State, cost: int) -> list[Action]:
@@ -135,10 +148,12 @@ class Search:
         def dfs(s: State, depth: int) -> list[Action] | None:
             budget = cost - depth
             key = self.canon.key(s)
+            if hopeless.get(key, -1) >= budget or g_best.get(key, INF) < depth:   # cheap tests first
+                return None
             hv = self.h(s, key)
             if hv == 0:
                 return []
-            if hv > budget or hopeless.get(key, -1) >= budget or g_best.get(key, INF) < depth:
+            if hv > budget:
                 return None
             self._check_time()
             self.expanded += 1

@@ -1,4 +1,4 @@
-"""Stages `evaluate` and `cross_task`: baselines, the eval.json contract, the tiny model end to end."""
+"""Stage `evaluate`: baselines, the eval.json contract, the tiny model end to end (cross-task: test_cross_task.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 from taskplan.errors import ConfigError, ModelNotFoundError, UnknownTaskError
 from taskplan.evaluate.metrics import CONTRACT_KEYS, check_contract
 from taskplan.evaluate.rollout import read_transcripts
-from taskplan.evaluate.stage import (CrossTaskConfig, EvaluateConfig, resolve_specs, run_cross_task, run_evaluate,
-                                     sr_matrix)
+from taskplan.evaluate.stage import EvaluateConfig, resolve_specs, run_evaluate
 from taskplan.kitchen.tasks import PAPER_TASKS
 
 SEEDS = (42, 84, 126)
@@ -85,10 +84,6 @@ def test_config_rejects_bad_values():
         EvaluateConfig(tasks=("cheeseburgr",))
     with pytest.raises(ConfigError, match="temperature"):
         EvaluateConfig(temperature=-1.0)
-    with pytest.raises(ConfigError, match="task name"):
-        CrossTaskConfig(models=("S2=models/x",))
-    with pytest.raises(ConfigError, match="model folder"):
-        CrossTaskConfig(models=("burger=random",))
 
 
 def test_missing_model_fails_before_any_episode(tmp_path):
@@ -116,14 +111,3 @@ def test_tiny_model_evaluates_end_to_end_with_a_bound(tiny_model_dir, tmp_path):
     assert math.isclose(sum(b["bound"] for b in bounds) / len(bounds), m["bound"], rel_tol=1e-4, abs_tol=1e-300)
     assert m["sr_opt_samples"] == 5 * 2 and 0.0 <= m["sr_opt_sampled"] <= 1.0, "5 sampled rollouts per seed"
 
-
-@pytest.mark.smoke
-def test_cross_task_writes_one_row_per_training_task(tiny_model_dir, tmp_path):
-    cfg = CrossTaskConfig(models=(f"burger={tiny_model_dir}",), tasks=("cheese_sandwich", "burger"), seeds=(42,),
-                          suite=None, max_new_tokens=2, device="cpu", out_dir=tmp_path / "cross",
-                          outputs_dir=tmp_path / "o")
-    result = run_cross_task(cfg)
-    row = json.loads((tmp_path / "cross" / "burger.json").read_text())
-    assert list(row) == ["burger"] and list(row["burger"]) == ["cheese_sandwich", "burger"]
-    assert sr_matrix(row) == {"burger": {"cheese_sandwich": 0.0, "burger": 0.0}}
-    assert result.files[0] == tmp_path / "cross" / "burger.json"

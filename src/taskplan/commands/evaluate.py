@@ -40,7 +40,7 @@ def evaluate(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, 
 def cross_task(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, as_json: JsonOpt = False,
                track: TrackOpt = True) -> None:
     """Evaluate one model per training task on every evaluation task -> metrics/cross_task/<task>.json."""
-    from taskplan.evaluate.stage import CrossTaskConfig, run_cross_task
+    from taskplan.evaluate.cross_task import CrossTaskConfig, run_cross_task
 
     cfg = load_config(CrossTaskConfig, "cross_task", params, overrides or [])
     with progress_bar("episodes", enabled=not as_json) as progress:

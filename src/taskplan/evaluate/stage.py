@@ -1,9 +1,7 @@
-"""Stages `evaluate` and `cross_task`: policies x tasks x seeds -> metrics JSON.
+"""Stage `evaluate`: policies x tasks x seeds -> metrics JSON, and the evaluation settings it shares.
 
     cfg = load_config(EvaluateConfig, "evaluate", "params.yaml")
     result = run_evaluate(cfg)       # metrics/eval.json + outputs/eval/<policy>.jsonl
-
-    matrix = cross_task_matrix({"burger": "models/cross/burger"}, tasks=PAPER_TASKS)
 
 `run_evaluate` plays every (task, seed) episode of every policy in
 `cfg.policies` (batched, see rollout.py), computes SR/ASAT/ASST per task
@@ -11,10 +9,11 @@
 model policies, the mean product bound (bound.py). It writes the DESIGN.md
 contract `{policy: {task: {"sr", "asat", "asst", "episodes",
 "invalid_actions", "bound", ...}}}` and one transcript JSONL per policy.
-`run_cross_task` does the same for one model per training task and writes one
-row file per training task (`<out_dir>/<train_task>.json`, the same shape with
-the training task in place of the policy); `taskplan compare` merges the rows
-into the SR matrix.
+
+`EvalSettings` holds how episodes are played and decoded (tasks, seeds, suite,
+prompt, retries, batch, sampling, device); `EvaluateConfig` and cross_task.py's
+`CrossTaskConfig` inherit it, so both stages play episodes the same way, and
+`evaluate_policy`, `resolve_specs` and `with_caps` serve both.
 """
 
 from __future__ import annotations
@@ -25,14 +24,14 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from taskplan.errors import ConfigError, ModelNotFoundError
 from taskplan.evaluate.bound import (expert_bounds, mean_bound_by_task, mean_log10_bound_by_task, optimal_plans,
                                      sampled_sr_opt)
-from taskplan.evaluate.metrics import add_bounds, add_sampled_sr_opt, flat_metrics, policy_runs, task_table
+from taskplan.evaluate.metrics import add_bounds, add_sampled_sr_opt, policy_runs, task_table
 from taskplan.evaluate.policies import (ConstrainedPolicy, HFPolicy, Policy, PolicyOptions, Scorer, make_policy,
                                         parse_policy_spec, policy_kind, check_policy_specs)
 from taskplan.evaluate.rollout import (Episode, EpisodeSpec, Progress, RolloutSettings, run_episodes,
@@ -43,15 +42,18 @@ from taskplan.kitchen.tasks import EVAL_SEEDS, PAPER_TASKS, get_task
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class EvaluateConfig:
-    policies: tuple[str, ...] = ("random", "expert")  # name | name=MODEL_DIR | name=HUB_ID | name=http(s)://URL
+# kw_only: outputs_dir has no default here (each stage has its own folder) yet follows fields with defaults.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvalSettings:
+    """How episodes are played and decoded; subclass it (frozen, slotted, kw_only) and set `section`."""
+
+    section: ClassVar[str] = "eval"       # params.yaml section, names the field in error messages
     tasks: tuple[str, ...] = ()          # empty: the suite's eval_tasks (no suite: the four paper tasks)
     seeds: tuple[int, ...] = ()          # empty: the suite's eval_seeds (no suite: 42, 84, ..., 420)
     suite: Path | None = Path("data/suite.json")  # frozen evaluation suite (tasks and seeds)
     history: bool = True                 # previous action (+ reasoning) in the prompt, as in training rows
     prompt_style: str = "full"           # full | short | compact (match build_dataset.prompt_style)
-    reasoning: int = 0                   # subgoals in expert replies, for the bound (= build_dataset.reasoning)
+    reasoning: int = 0                   # subgoals in expert replies (= build_dataset.reasoning)
     max_retries: int = 5                 # invalid replies in a row that exhaust a turn (spec 9)
     max_exhausted: int = 3               # exhausted turns that fail the episode (spec 9)
     batch_size: int = 64                 # episodes advanced together = generation batch (1: one at a time)
@@ -62,33 +64,28 @@ class EvaluateConfig:
     dtype: str = "auto"                  # auto | float32 | bfloat16 | float16
     cpu_threads: int = 0                 # torch intra-op threads (0 = torch's default; 1 wins on a busy CPU)
     pad_tolerance: float | None = None   # batch prompts up to (1 + this) x the shortest's length; None: auto
-    bound: bool = True                   # product bound for model policies (teacher-forced expert replies)
-    opt_samples: int = 5                 # sampled rollouts (temperature 1) per instance for SR@opt vs bound
-    constrained: tuple[str, ...] = ()    # model policies also evaluated with constrained decoding
-    endpoint_model: str = ""             # "model" sent to chat endpoints ("" = the policy name)
-    endpoint_concurrency: int = 8        # requests in flight to a chat endpoint
-    endpoint_timeout: float = 30.0       # seconds a chat endpoint may take per turn, all tries together
     planner_seconds: float = 300.0       # expert planner limit per call
     keep_prompts: bool = False           # store every turn's user message in the transcripts (large)
-    merge: bool = False                  # keep other policies already present in out_path
-    out_path: Path = Path("metrics/eval.json")
-    outputs_dir: Path = Path("outputs/eval")  # <policy>.jsonl transcripts, <policy>.bound.jsonl bounds
+    outputs_dir: Path                    # transcripts <name>.jsonl
     seed: int = 42                       # common.seed: random policy streams, sampling
 
     def __post_init__(self) -> None:
-        if not self.policies:
-            raise ConfigError("evaluate.policies is empty; e.g. [random, expert, sft=models/sft]")
-        names = [parse_policy_spec(p)[0] for p in self.policies]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ConfigError(f"evaluate.policies names {', '.join(dup)} twice; give each policy its own name")
-        _check_common(self, "evaluate")
-        unknown = [c for c in self.constrained if c not in names]
-        if unknown:
-            raise ConfigError(f"evaluate.constrained names {', '.join(unknown)}, which evaluate.policies does not "
-                              f"list; use some of: {', '.join(names)}")
-        if self.opt_samples < 0:
-            raise ConfigError(f"evaluate.opt_samples={self.opt_samples}: use 0 (off) or a number of samples")
+        # A stage's __post_init__ calls `EvalSettings.__post_init__(self)`: slotted dataclasses are rebuilt
+        # classes, so a bare super() inside them fails (fixed only in Python 3.14).
+        section = self.section
+        for name in self.tasks:
+            get_task(name)
+        if len(set(self.tasks)) != len(self.tasks) or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"{section}.tasks and {section}.seeds must not repeat entries")
+        RolloutSettings(self.history, self.prompt_style, max_batch=self.batch_size)   # validates those three
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"{section}.max_new_tokens={self.max_new_tokens}: must be >= 1")
+        if self.temperature < 0:
+            raise ConfigError(f"{section}.temperature={self.temperature}: must be >= 0 (0 = greedy)")
+        if self.cpu_threads < 0:
+            raise ConfigError(f"{section}.cpu_threads={self.cpu_threads}: use 0 (torch's default) or a positive count")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ConfigError(f"{section}.dtype={self.dtype!r}; use auto, float32, bfloat16 or float16")
 
     @property
     def settings(self) -> RolloutSettings:
@@ -98,9 +95,47 @@ class EvaluateConfig:
     @property
     def options(self) -> PolicyOptions:
         return PolicyOptions(self.seed, self.max_new_tokens, self.temperature, self.top_p, self.batch_size,
-                             self.device, self.dtype, self.endpoint_model, self.endpoint_concurrency,
-                             self.endpoint_timeout, planner_seconds=self.planner_seconds,
+                             self.device, self.dtype, planner_seconds=self.planner_seconds,
                              pad_tolerance=self.pad_tolerance)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvaluateConfig(EvalSettings):
+    """params.yaml `evaluate:`; how episodes are played is EvalSettings'."""
+
+    section: ClassVar[str] = "evaluate"
+    policies: tuple[str, ...] = ("random", "expert")  # name | name=MODEL_DIR | name=HUB_ID | name=http(s)://URL
+    bound: bool = True                   # product bound for model policies (teacher-forced expert replies)
+    opt_samples: int = 5                 # sampled rollouts (temperature 1) per instance for SR@opt vs bound
+    constrained: tuple[str, ...] = ()    # model policies also evaluated with constrained decoding
+    endpoint_model: str = ""             # "model" sent to chat endpoints ("" = the policy name)
+    endpoint_concurrency: int = 8        # requests in flight to a chat endpoint
+    endpoint_timeout: float = 30.0       # seconds a chat endpoint may take per turn, all tries together
+    merge: bool = False                  # keep other policies already present in out_path
+    out_path: Path = Path("metrics/eval.json")
+    outputs_dir: Path = Path("outputs/eval")  # <policy>.jsonl transcripts, <policy>.bound.jsonl bounds
+
+    def __post_init__(self) -> None:
+        if not self.policies:
+            raise ConfigError("evaluate.policies is empty; e.g. [random, expert, sft=models/sft]")
+        names = [parse_policy_spec(p)[0] for p in self.policies]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ConfigError(f"evaluate.policies names {', '.join(dup)} twice; give each policy its own name")
+        EvalSettings.__post_init__(self)   # the shared checks (see there why not super())
+        unknown = [c for c in self.constrained if c not in names]
+        if unknown:
+            raise ConfigError(f"evaluate.constrained names {', '.join(unknown)}, which evaluate.policies does not "
+                              f"list; use some of: {', '.join(names)}")
+        if self.opt_samples < 0:
+            raise ConfigError(f"evaluate.opt_samples={self.opt_samples}: use 0 (off) or a number of samples")
+
+    @property
+    def options(self) -> PolicyOptions:
+        """EvalSettings' options plus the chat-endpoint knobs (cross-task evaluates model folders only)."""
+        shared = EvalSettings.options.fget(self)   # the base property (no bare super() in slotted classes)
+        return replace(shared, endpoint_model=self.endpoint_model, endpoint_concurrency=self.endpoint_concurrency,
+                       endpoint_timeout=self.endpoint_timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,60 +158,7 @@ class EvaluateResult:
         return policy_runs(self.doc, self.policies)
 
     def summary(self) -> str:
-        return f"evaluate: {_sr_line(self.doc)} -> {self.out_path} ({self.seconds:.1f} s)"
-
-
-@dataclass(frozen=True, slots=True)
-class CrossTaskConfig:
-    models: tuple[str, ...] = tuple(f"{t}=models/cross/{t}" for t in PAPER_TASKS)  # TRAIN_TASK=MODEL_DIR
-    tasks: tuple[str, ...] = ()          # evaluation tasks; empty: the suite's (no suite: the paper's four)
-    seeds: tuple[int, ...] = ()          # empty: the suite's eval_seeds (no suite: 42, ..., 420)
-    suite: Path | None = Path("data/suite.json")  # frozen evaluation suite (tasks and seeds)
-    history: bool = True                 # as evaluate.history
-    prompt_style: str = "full"           # as evaluate.prompt_style
-    batch_size: int = 64                 # episodes advanced together = generation batch
-    max_new_tokens: int = 48             # reply budget
-    temperature: float = 0.0             # 0 = greedy decoding
-    device: str = "auto"                 # auto | cpu | cuda | cuda:N
-    dtype: str = "auto"                  # auto | float32 | bfloat16 | float16
-    cpu_threads: int = 0                 # torch intra-op threads (0 = torch's default)
-    out_dir: Path = Path("metrics/cross_task")     # one <train_task>.json row per model
-    outputs_dir: Path = Path("outputs/cross_task")  # transcripts <train_task>.jsonl
-    seed: int = 42                       # common.seed: sampling
-
-    def __post_init__(self) -> None:
-        if not self.models:
-            raise ConfigError("cross_task.models is empty; e.g. [burger=models/cross/burger]")
-        for spec in self.models:
-            name, target = parse_policy_spec(spec)
-            if get_task(name).name != name:
-                raise ConfigError(f"cross_task.models: use the task name {get_task(name).name!r}, not {name!r}")
-            if policy_kind(target) != "model":
-                raise ConfigError(f"cross_task.models: {spec!r} must name a model folder or hub id")
-        _check_common(self, "cross_task")
-
-    @property
-    def settings(self) -> RolloutSettings:
-        return RolloutSettings(self.history, self.prompt_style, max_batch=self.batch_size)
-
-    @property
-    def options(self) -> PolicyOptions:
-        return PolicyOptions(self.seed, self.max_new_tokens, self.temperature, batch_size=self.batch_size,
-                             device=self.device, dtype=self.dtype)
-
-
-@dataclass(frozen=True, slots=True)
-class CrossTaskResult:
-    doc: dict[str, dict[str, dict[str, Any]]]   # {train_task: {eval_task: metrics}}
-    files: tuple[Path, ...]
-    seconds: float
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        return {**flat_metrics(self.doc, prefix="cross_task"), "cross_task/seconds": round(self.seconds, 3)}
-
-    def summary(self) -> str:
-        return f"cross_task: {_sr_line(self.doc)} -> {', '.join(map(str, self.files[:4]))} ({self.seconds:.1f} s)"
+        return f"evaluate: {sr_line(self.doc)} -> {self.out_path} ({self.seconds:.1f} s)"
 
 
 @dataclass
@@ -190,7 +172,7 @@ def run_evaluate(cfg: EvaluateConfig, progress: Progress | None = None) -> Evalu
     start = time.perf_counter()
     specs = resolve_specs(cfg.tasks, cfg.seeds, cfg.suite)
     check_policy_specs(cfg.policies)   # every spec loadable before anything is written
-    _set_cpu_threads(cfg.cpu_threads)
+    set_cpu_threads(cfg.cpu_threads)
     plans = optimal_plans(specs, cfg.planner_seconds)
     specs = with_caps(specs, plans)
     doc = _existing(cfg.out_path) if cfg.merge else {}
@@ -203,7 +185,7 @@ def run_evaluate(cfg: EvaluateConfig, progress: Progress | None = None) -> Evalu
         try:
             for mode, bound in runs:
                 ev = evaluate_policy(mode, specs, cfg.settings, plans, bound=bound,
-                                     progress=_offset(progress, n * len(specs), len(cfg.policies) * len(specs)))
+                                     progress=offset_progress(progress, n * len(specs), len(cfg.policies) * len(specs)))
                 if bound and cfg.opt_samples and isinstance(mode, HFPolicy):
                     add_sampled_sr_opt(ev.table, sampled_sr_opt(lambda k, m=mode: m.sampler(cfg.seed + 1 + k),
                                                                 specs, plans, cfg.settings, cfg.opt_samples))
@@ -215,9 +197,9 @@ def run_evaluate(cfg: EvaluateConfig, progress: Progress | None = None) -> Evalu
                 if ev.bounds:
                     files.append(cfg.outputs_dir / f"{mode.name}.bound.jsonl")
                     atomic_write_jsonl(files[-1], (b.to_json() for b in ev.bounds))
-                log.info("evaluated %s: %s", mode.name, _sr_line({mode.name: ev.table}))
+                log.info("evaluated %s: %s", mode.name, sr_line({mode.name: ev.table}))
         finally:
-            _release(policy)
+            release_policy(policy)
     atomic_write_json(cfg.out_path, doc)
     return EvaluateResult(doc, cfg.out_path, (cfg.out_path, *files), time.perf_counter() - start, cfg.policies)
 
@@ -236,49 +218,6 @@ def evaluate_policy(policy: Policy, specs: Sequence[EpisodeSpec], settings: Roll
         records = expert_bounds(policy, specs, plans, settings)
         add_bounds(table, mean_bound_by_task(records), mean_log10_bound_by_task(records))
     return PolicyEvaluation(table, episodes, records)
-
-
-def run_cross_task(cfg: CrossTaskConfig, progress: Progress | None = None) -> CrossTaskResult:
-    start = time.perf_counter()
-    models = dict(parse_policy_spec(m) for m in cfg.models)
-    _set_cpu_threads(cfg.cpu_threads)
-    doc, files = cross_task_matrix(models, cfg.tasks, cfg.seeds, cfg.suite, cfg.settings, cfg.options,
-                                   cfg.outputs_dir, progress)
-    rows = []
-    for train_task, row in doc.items():
-        rows.append(cfg.out_dir / f"{train_task}.json")
-        atomic_write_json(rows[-1], {train_task: row})
-    return CrossTaskResult(doc, (*rows, *files), time.perf_counter() - start)
-
-
-def cross_task_matrix(models: Mapping[str, str | Path], tasks: Sequence[str] = PAPER_TASKS,
-                      seeds: Sequence[int] = EVAL_SEEDS, suite: Path | None = None,
-                      settings: RolloutSettings = RolloutSettings(), options: PolicyOptions = PolicyOptions(),
-                      outputs_dir: Path | None = None,
-                      progress: Progress | None = None) -> tuple[dict[str, dict[str, dict[str, Any]]], list[Path]]:
-    """{train_task: model_dir} -> ({train_task: {eval_task: metrics}}, transcript files)."""
-    specs = resolve_specs(tuple(tasks), tuple(seeds), suite)
-    _precheck_targets([f"{k}={v}" for k, v in models.items()])
-    plans = optimal_plans(specs, options.planner_seconds)
-    specs = with_caps(specs, plans)
-    doc, files = {}, []
-    for n, (train_task, target) in enumerate(models.items()):
-        policy = make_policy(f"{train_task}={target}", options)
-        try:
-            ev = evaluate_policy(policy, specs, settings, plans,
-                                 progress=_offset(progress, n * len(specs), len(models) * len(specs)))
-        finally:
-            _release(policy)
-        doc[train_task] = ev.table
-        if outputs_dir is not None:
-            files.append(Path(outputs_dir) / f"{train_task}.jsonl")
-            write_transcripts(files[-1], ev.episodes)
-    return doc, files
-
-
-def sr_matrix(doc: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, float | None]]:
-    """{row: {task: metrics}} -> {row: {task: sr}}."""
-    return {row: {task: m.get("sr") for task, m in table.items()} for row, table in doc.items()}
 
 
 def resolve_specs(tasks: Sequence[str], seeds: Sequence[int], suite: Path | None) -> list[EpisodeSpec]:
@@ -300,23 +239,7 @@ def with_caps(specs: Sequence[EpisodeSpec], plans: Mapping[str, Sequence[str]]) 
     return out
 
 
-def _check_common(cfg: Any, section: str) -> None:
-    for name in cfg.tasks:
-        get_task(name)
-    if len(set(cfg.tasks)) != len(cfg.tasks) or len(set(cfg.seeds)) != len(cfg.seeds):
-        raise ConfigError(f"{section}.tasks and {section}.seeds must not repeat entries")
-    RolloutSettings(cfg.history, cfg.prompt_style, max_batch=cfg.batch_size)   # validates those three
-    if cfg.max_new_tokens < 1:
-        raise ConfigError(f"{section}.max_new_tokens={cfg.max_new_tokens}: must be >= 1")
-    if cfg.temperature < 0:
-        raise ConfigError(f"{section}.temperature={cfg.temperature}: must be >= 0 (0 = greedy)")
-    if cfg.cpu_threads < 0:
-        raise ConfigError(f"{section}.cpu_threads={cfg.cpu_threads}: use 0 (torch's default) or a positive count")
-    if cfg.dtype not in ("auto", "float32", "bfloat16", "float16"):
-        raise ConfigError(f"{section}.dtype={cfg.dtype!r}; use auto, float32, bfloat16 or float16")
-
-
-def _set_cpu_threads(n: int) -> None:
+def set_cpu_threads(n: int) -> None:
     """Process-wide torch CPU threads; on a shared, busy CPU one thread avoids stalls at thread barriers."""
     if n > 0:
         import torch
@@ -324,7 +247,7 @@ def _set_cpu_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
-def _precheck_targets(specs: Sequence[str]) -> None:
+def precheck_targets(specs: Sequence[str]) -> None:
     """Fail before any episode runs when a local model folder is missing."""
     for spec in specs:
         name, target = parse_policy_spec(spec)
@@ -334,6 +257,35 @@ def _precheck_targets(specs: Sequence[str]) -> None:
         if not hub_like:
             raise ModelNotFoundError(f"model folder {target} of policy {name!r} does not exist; run the stage "
                                      "that writes it (model-init, sft, grpo) or fix the policy list")
+
+
+def offset_progress(progress: Progress | None, done_before: int, total: int) -> Progress | None:
+    if progress is None:
+        return None
+    return lambda done, _n: progress(done_before + done, total)
+
+
+def release_policy(policy: Policy) -> None:
+    """Free a model's memory (or close an endpoint's connections) before the next policy loads."""
+    close: Callable[[], None] | None = getattr(policy, "close", None)
+    if close is not None:
+        close()
+    if getattr(policy, "model", None) is not None:
+        import torch
+
+        policy.model = None   # type: ignore[attr-defined]
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def sr_line(doc: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    parts = []
+    for name, table in doc.items():
+        srs = [m.get("sr") for m in table.values() if m.get("sr") is not None]
+        mean = sum(srs) / len(srs) if srs else float("nan")
+        parts.append(f"{name} SR {mean:.2f} [" + " ".join(f"{(m.get('sr') or 0):.1f}" for m in table.values()) + "]")
+    return "; ".join(parts)
 
 
 def _read_suite(path: Path) -> dict:
@@ -356,32 +308,3 @@ def _existing(path: Path) -> dict:
     except ValueError:
         raise ConfigError(f"{path} is not valid JSON; delete it or run without evaluate.merge") from None
     return doc if isinstance(doc, dict) else {}
-
-
-def _offset(progress: Progress | None, done_before: int, total: int) -> Progress | None:
-    if progress is None:
-        return None
-    return lambda done, _n: progress(done_before + done, total)
-
-
-def _release(policy: Policy) -> None:
-    """Free a model's memory (or close an endpoint's connections) before the next policy loads."""
-    close: Callable[[], None] | None = getattr(policy, "close", None)
-    if close is not None:
-        close()
-    if getattr(policy, "model", None) is not None:
-        import torch
-
-        policy.model = None   # type: ignore[attr-defined]
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-
-
-def _sr_line(doc: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
-    parts = []
-    for name, table in doc.items():
-        srs = [m.get("sr") for m in table.values() if m.get("sr") is not None]
-        mean = sum(srs) / len(srs) if srs else float("nan")
-        parts.append(f"{name} SR {mean:.2f} [" + " ".join(f"{(m.get('sr') or 0):.1f}" for m in table.values()) + "]")
-    return "; ".join(parts)

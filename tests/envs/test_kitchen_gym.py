@@ -99,8 +99,8 @@ def test_legacy_skip_is_passed_to_the_kitchen():
 
 
 def test_sync_vector_env_steps_several_kitchens_to_success():
-    specs = [dict(task="burger", seed=42), dict(task="cheese_sandwich", layout="default"),
-             dict(task="cheeseburger", seed=126)]
+    specs = [{"task": "burger", "seed": 42}, {"task": "cheese_sandwich", "layout": "default"},
+             {"task": "cheeseburger", "seed": 126}]
     envs = gymnasium.vector.SyncVectorEnv([lambda kw=kw: KitchenGymEnv(expert=True, **kw) for kw in specs])
     obs, infos = envs.reset(seed=0)
     assert len(obs) == 3 and all(isinstance(o, str) for o in obs)
@@ -128,4 +128,5 @@ def test_default_layout_episode_ends_in_listed_optimum_on_s0():
         _, _, term, trunc, info = env.step(info["expert_action"])
         steps += 1
         done = term or trunc
+    assert not trunc
     assert term and steps == plan_instance(default_instance("cheese_sandwich")).optimal_steps

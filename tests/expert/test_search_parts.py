@@ -60,7 +60,7 @@ def test_matched_blockers_is_a_maximum_matching():
 def _swap_items(state: State, a: int, b: int) -> State:
     """The same kitchen with items a and b trading names (they must be of one kind)."""
     ren = {a: b, b: a}
-    r = lambda i: ren.get(i, i)   # noqa: E731
+    r = lambda i: ren.get(i, i)
     piles = tuple(tuple(r(i) for i in p) for p in state.piles)
     flags, added = list(state.flags), list(state.added)
     flags[a], flags[b] = state.flags[b], state.flags[a]

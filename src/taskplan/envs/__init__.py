@@ -16,7 +16,7 @@ from taskplan.envs.kitchen_gym import CHARSET, MAX_ACTION_CHARS, MAX_OBSERVATION
 
 ENV_ID = "taskplan/Kitchen-v0"
 
-__all__ = ["ENV_ID", "KitchenGymEnv", "CHARSET", "MAX_ACTION_CHARS", "MAX_OBSERVATION_CHARS", "register_envs"]
+__all__ = ["CHARSET", "ENV_ID", "MAX_ACTION_CHARS", "MAX_OBSERVATION_CHARS", "KitchenGymEnv", "register_envs"]
 
 
 def register_envs() -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import string
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 from gymnasium import spaces
@@ -44,7 +44,8 @@ MAX_ACTION_CHARS = 256          # longest valid action: ~50 characters
 class KitchenGymEnv(gym.Env[str, str]):
     """Gymnasium wrapper around `taskplan.kitchen.KitchenEnv` (module docstring)."""
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 1}   # text frames; fps only matters to recorders
+    # text frames; render_fps only matters to video recorders
+    metadata: ClassVar[dict] = {"render_modes": ["ansi"], "render_fps": 1}
 
     def __init__(self, task: str | None = None, seed: int | None = None, layout: str | None = None,
                  instance: Path | str | dict | None = None, legacy_skip: bool = False,

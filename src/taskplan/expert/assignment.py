@@ -34,7 +34,7 @@ def min_assignment(rows: list[tuple[int, ...]]) -> int:
         types[row] = types.get(row, 0) + 1
     if len(types) == 1:   # identical roles: the k cheapest objects
         total = sum(sorted(rows[0])[:len(rows)])
-        return total if total < INF else INF
+        return min(INF, total)
     tlist = list(types.items())
     dp: dict[tuple[int, ...], int] = {tuple(n for _, n in tlist): 0}
     for o in range(n_obj):

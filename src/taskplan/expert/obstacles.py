@@ -104,8 +104,8 @@ def _roles_waiting_for(ctx, combo, gives: int) -> set[int] | None:
         return None
     waiting: set[int] = set()
     for d, (_, settled, _) in zip(m.dishes, combo):
-        def short_open(r: int) -> bool:
-            return r not in settled and m.role_flags[r] & gives and m.role_kind[r] in short
+        def short_open(r: int, settled=settled) -> bool:
+            return r not in settled and bool(m.role_flags[r] & gives) and m.role_kind[r] in short
         if d.chain:
             for k, r in enumerate(d.chain):
                 if any(short_open(q) for q in d.chain[:k]):

@@ -36,7 +36,7 @@ from taskplan.expert.symmetry import Canonicalizer
 from taskplan.kitchen.goals import CompiledGoal, compile_goal
 from taskplan.kitchen.state import Action, State, World, step
 
-__all__ = ["Plan", "plan_instance", "plan_state", "useful_actions", "Search"]
+__all__ = ["Plan", "Search", "plan_instance", "plan_state", "useful_actions"]
 
 
 @dataclass

@@ -79,10 +79,10 @@ class PolicyOptions:
     """Knobs shared by the policy kinds (each kind reads the ones it needs)."""
 
     seed: int = 42                  # random policy streams; sampling seed of model policies
-    max_new_tokens: int = 48        # reply budget of model and endpoint policies
+    max_new_tokens: int = 32        # reply budget of model and endpoint policies
     temperature: float = 0.0        # 0 = greedy
     top_p: float = 1.0
-    batch_size: int = 64            # generation/scoring batch of a model policy
+    batch_size: int = 40            # generation/scoring batch of a model policy
     device: str = "auto"            # auto | cpu | cuda | cuda:N
     dtype: str = "auto"             # auto | float32 | bfloat16 | float16
     endpoint_model: str = ""        # "model" field sent to a chat endpoint ("" = the policy name)

@@ -56,8 +56,8 @@ class EvalSettings:
     reasoning: int = 0                   # subgoals in expert replies (= build_dataset.reasoning)
     max_retries: int = 5                 # invalid replies in a row that exhaust a turn (spec 9)
     max_exhausted: int = 3               # exhausted turns that fail the episode (spec 9)
-    batch_size: int = 64                 # episodes advanced together = generation batch (1: one at a time)
-    max_new_tokens: int = 48             # reply budget ("Action: <longest action>" is ~20 domain tokens)
+    batch_size: int = 40                 # episodes advanced together = generation batch (1: one at a time)
+    max_new_tokens: int = 32             # reply budget ("Action: <longest action>" is ~20 domain tokens)
     temperature: float = 0.0             # 0 = greedy decoding
     top_p: float = 1.0                   # nucleus sampling when temperature > 0
     device: str = "auto"                 # auto | cpu | cuda | cuda:N

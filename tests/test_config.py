@@ -1,0 +1,67 @@
+"""params.yaml against the code's defaults: every key is a field of its stage's config, and a value that
+differs from the dataclass default is a listed pipeline choice (anything else is drift and fails here)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from pathlib import Path
+
+import yaml
+
+from taskplan.orchestrate.stages import RUNNERS
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = {name: (module, cls) for name, (module, cls, _, _) in RUNNERS.items()} | {
+    "cross_task": ("taskplan.evaluate.cross_task", "CrossTaskConfig"),
+    "pipeline": ("taskplan.orchestrate.flow", "PipelineConfig"),
+}
+# Where the pipeline deliberately runs something else than a bare library call would; each says why.
+PIPELINE_CHOICES = {
+    ("generate", "num_train_seeds"): "the pipeline trains on 200 seeds; a library call generates a quick 50",
+    ("generate", "noise_levels"): "the noisy-expert files (0.1, 0.2) feed training rows and the ablation",
+    ("build_dataset", "noise_levels"): "rows at noisy-expert states (the library default uses clean data only)",
+    ("build_dataset", "error_feedback"): "15 % rows after a rejected reply (off by default)",
+    ("evaluate", "policies"): "the pipeline's trained models; the library default needs no model",
+    ("evaluate", "constrained"): "constrained decoding of the pipeline's models",
+    ("compare", "training"): "the frozen sft_control stage's metrics join the training table",
+    ("pipeline", "stages"): "listed for readers; the default (empty) means all of dvc.yaml's, the same list",
+}
+
+
+def _default_of(section: str, key: str):
+    module, cls = SECTIONS[section]
+    config = getattr(importlib.import_module(module), cls)
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    assert key in fields, f"params.yaml {section}.{key} is not a field of {cls}"
+    f = fields[key]
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def _same(a, b) -> bool:
+    norm = lambda x: [str(i) for i in x] if isinstance(x, (list, tuple)) else (None if x is None else str(x))  # noqa: E731
+    return norm(a) == norm(b)
+
+
+def test_params_yaml_repeats_the_code_defaults_except_listed_pipeline_choices():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    drift = []
+    for section, values in params.items():
+        if section in ("common", "profiles"):
+            continue
+        assert section in SECTIONS, f"params.yaml section {section!r} has no config class"
+        for key, value in (values or {}).items():
+            if not _same(value, _default_of(section, key)) and (section, key) not in PIPELINE_CHOICES:
+                drift.append(f"{section}.{key}: params.yaml {value!r} vs code {_default_of(section, key)!r}")
+    assert not drift, "params.yaml and the dataclass defaults disagree: " + "; ".join(drift)
+
+
+def test_listed_pipeline_choices_really_differ_and_profiles_name_real_fields():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section, key in PIPELINE_CHOICES:
+        if (section, key) != ("pipeline", "stages"):
+            assert not _same(params[section][key], _default_of(section, key)), f"{section}.{key} no longer differs"
+    for profile, sections in params["profiles"].items():
+        for section, values in (sections or {}).items():
+            for key in values or {}:
+                _default_of(section, key)

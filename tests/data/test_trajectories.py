@@ -86,3 +86,24 @@ def test_project_suite_matches_the_evaluation_seeds():
     suite = json.loads(path.read_text())
     assert tuple(suite["eval_seeds"]) == EVAL_SEEDS and tuple(suite["eval_tasks"]) == PAPER_TASKS
     assert suite["train_seed_range"][0] > max(EVAL_SEEDS)
+
+
+def test_pool_workers_end_quietly_on_sigterm_whatever_handler_the_parent_has():
+    """Under a Prefect worker the parent's SIGTERM handler raises; forked pool workers must not inherit it
+    (the pool ends them with SIGTERM: a traceback per worker otherwise)."""
+    import multiprocessing as mp
+    import signal
+
+    from taskplan.data.trajectories import _worker_signals
+
+    def raising(signum, frame):
+        raise RuntimeError("TerminationSignal")
+
+    old = signal.signal(signal.SIGTERM, raising)
+    try:
+        ctx = mp.get_context("fork")
+        with ctx.Pool(1, initializer=_worker_signals) as pool:
+            assert pool.apply(signal.getsignal, (signal.SIGTERM,)) == signal.SIG_DFL
+            assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, old)

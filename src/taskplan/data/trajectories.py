@@ -203,6 +203,16 @@ def _episode_job(job: tuple[str, int, float, int, float]) -> dict:
     return expert_episode(task, seed, eps, noise_seed, max_seconds)
 
 
+def _worker_signals() -> None:
+    """Forked workers inherit the parent's handlers (under a Prefect worker, one that raises
+    TerminationSignal): the pool ends its workers with SIGTERM, which must just end them; Ctrl-C is the
+    parent's to handle."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_jobs(jobs: list, workers: int, progress: Progress | None) -> list[dict]:
     """Episodes in job order; a pool's `imap` keeps the order whatever finishes first."""
     out: list[dict] = []
@@ -217,7 +227,7 @@ def _run_jobs(jobs: list, workers: int, progress: Progress | None) -> list[dict]
     import multiprocessing as mp
 
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ctx.Pool(min(workers, len(jobs))) as pool:
+    with ctx.Pool(min(workers, len(jobs)), initializer=_worker_signals) as pool:
         for episode in pool.imap(_episode_job, jobs, chunksize=1):
             out.append(episode)
             if progress:

@@ -3,6 +3,8 @@
 #   make test      unit + smoke tests (what CI runs)
 #   make repro     the whole pipeline on the default profile (dvc repro register; cross-task: dvc repro cross_task)
 #   make bench     speed benchmarks (ratios against anchors measured in the same run)
+#   make stack     the production-like stack on this machine, no Docker (infra/local/up.sh; infra/README.md)
+#   make stack-down  stop what `make stack` started (infra/local/down.sh; WIPE=1 also deletes .stack/)
 SHELL := /bin/bash
 PY := .venv/bin/python
 export MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1 GX_ANALYTICS_ENABLED=false \
@@ -20,12 +22,12 @@ UV_FLAGS := --compile-bytecode $(foreach f,$(FIND_LINKS),--find-links $(f)) \
   $(foreach u,$(EXTRA_INDEX),--extra-index-url $(u)) $(foreach c,$(CONSTRAINT),--constraint $(c)) \
   $(if $(EXTRA_INDEX),--index-strategy unsafe-best-match)
 
-.PHONY: install test smoke bench repro clean
+.PHONY: install test smoke bench repro clean stack stack-down stack-test
 install: .venv/.installed
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q uv
-	$(PY) -m uv pip install --python $(PY) $(UV_FLAGS) -e '.[dev]'
+	$(PY) -m uv pip install --python $(PY) $(UV_FLAGS) -e '.[dev,stack]'
 	touch $@
 
 test: install
@@ -33,6 +35,18 @@ test: install
 
 smoke: install
 	$(PY) -m pytest -q -m smoke
+
+# Postgres, S3 (moto), MLflow and Prefect servers, the nightly deployment and a worker, on 127.0.0.1 with
+# the ports of infra/stack.env; then `source .stack/client.env`. Postgres comes from the OS (.ci/run).
+stack: install
+	infra/local/up.sh
+
+stack-down:
+	infra/local/down.sh $(if $(WIPE),--wipe)
+
+# only the stack tests (make test runs them too): their own stack on free ports, removed afterwards
+stack-test: install
+	$(PY) -m pytest -q -m stack tests/stack
 
 bench: install
 	$(PY) -m benchmarks.bench_planner

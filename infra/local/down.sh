@@ -38,19 +38,22 @@ children() {             # PIDs whose parent is $1 (read from /proc: no procps n
 gone() { local p; for p in "$@"; do kill -0 "$p" 2>/dev/null && return 1; done; return 0; }
 
 stop_bg() {              # stop_bg NAME: its process group and, for the worker, its flow runs' groups
-  local name=$1 pid runs=() p i
+  local name=$1 pid runs=() p i start=$SECONDS
   pid=$(alive_pid "$name")
   if [[ -z $pid ]]; then rm -f "$RUN/$name.pid"; say "$name: not running"; return; fi
   [[ $name != worker ]] || mapfile -t runs < <(children "$pid")
+  if [[ ${#runs[@]} -gt 0 ]]; then       # flow runs first, while the worker still relays their output
+    for p in "${runs[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done
+    for ((i = 0; i < STOP_SECONDS * 5; i++)); do gone "${runs[@]}" && break; sleep 0.2; done
+  fi
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  for p in "${runs[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done
   for ((i = 0; i < STOP_SECONDS * 5; i++)); do gone "$pid" "${runs[@]}" && break; sleep 0.2; done
   if ! gone "$pid" "${runs[@]}"; then
     say "$name: still running after ${STOP_SECONDS} s, sending SIGKILL"
     for p in "$pid" "${runs[@]}"; do kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true; done
   fi
   rm -f "$RUN/$name.pid"
-  say "$name: stopped (pid $pid${runs[*]:+; flow runs ${runs[*]}})"
+  say "$name: stopped in $((SECONDS - start)) s (pid $pid${runs[*]:+; flow runs ${runs[*]}})"
 }
 
 stop_postgres() {

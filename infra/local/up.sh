@@ -69,6 +69,8 @@ up_postgres() {
     mkdir -p "$STACK/postgres"
     [[ $(id -u) -ne 0 ]] || chown "$(pg_user)" "$STACK/postgres"
     chmod 700 "$STACK/postgres"
+    as_pg test -w "$STACK/postgres" || die "user $(pg_user) cannot reach $STACK/postgres (a parent folder is \
+closed to others, e.g. under /root): set TASKPLAN_STACK_DIR=/tmp/taskplan-stack"
     pwfile=$STACK/postgres/.pwfile
     (umask 077; printf '%s\n' "$TASKPLAN_POSTGRES_PASSWORD" >"$pwfile")
     [[ $(id -u) -ne 0 ]] || chown "$(pg_user)" "$pwfile"

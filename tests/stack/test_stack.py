@@ -1,8 +1,9 @@
 """The production-like stack end to end (conftest.py starts it with infra/local/up.sh): the nightly
 deployment runs the micro pipeline on the worker, MLflow (Postgres + S3) holds the runs, artifacts and a
 registered version; two overlapping runs queue on the deployment's limit; DVC round-trips data/ through
-the S3 remote; a worker killed mid-run leaves no run stuck RUNNING, and a restarted worker finishes the
-pipeline. The tests run in file order and share the stack (and the first run's cache)."""
+the S3 remote; a worker stopped (down.sh) or killed (SIGKILL) mid-run leaves no run stuck RUNNING, and a
+restarted worker finishes the pipeline. The tests run in file order and share the stack (and the first
+run's cache)."""
 
 from __future__ import annotations
 
@@ -149,20 +150,54 @@ def test_dvc_push_to_s3_and_pull_into_a_fresh_clone(stack, tmp_path):
         assert (project / "data" / name).read_bytes() == (fresh / "data" / name).read_bytes(), name
 
 
+def _longer_sft(seed: int) -> list[str]:
+    """Micro overrides with a 400-step SFT (time to kill it) and their own seed (nothing cached from
+    generate on), so each kill test starts from the same point."""
+    keep = [o for o in MICRO_OVERRIDES if not o.startswith(("sft.max_steps", "sft.save_steps"))]
+    return [*keep, "sft.max_steps=400", "sft.save_steps=50", f"common.seed={seed}"]
+
+
+def _start_and_wait_for_sft(stack, overrides: list[str]) -> str:
+    run_id = stack.create_run(overrides)
+    deadline = time.monotonic() + 300
+    while not any(t["name"].startswith("sft") and t["state_type"] == "RUNNING" for t in stack.task_runs(run_id)):
+        assert stack.flow_run(run_id)["state_type"] not in {"COMPLETED", "FAILED", "CRASHED"}, "ended before sft"
+        assert time.monotonic() < deadline, f"sft never started:\n{stack.log('worker')[-3000:]}"
+        time.sleep(0.5)
+    time.sleep(2)
+    return run_id
+
+
+def _mlflow_pipeline_status(stack, flow_run_id: str) -> str:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=stack.client_env["MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name("taskplan")
+    (run,) = client.search_runs([exp.experiment_id], f"tags.`taskplan.flow_run_id` = '{flow_run_id}' "
+                                                     "and tags.`taskplan.kind` = 'pipeline'")
+    return run.info.status
+
+
+def test_stopping_the_worker_crashes_its_run_at_once(stack):
+    """`make stack-down` (down.sh) in the middle of SFT: the flow run gets SIGTERM before the worker, so
+    Prefect records it Crashed right away and the MLflow parent run ends KILLED (not RUNNING)."""
+    run_id = _start_and_wait_for_sft(stack, _longer_sft(seed=7))
+    start = time.monotonic()
+    out = stack.script("down.sh", "worker", timeout=120)
+    assert "flow runs" in out.stderr, out.stderr
+    run = stack.wait(run_id, timeout=30)
+    stack.timings["crash recorded after down.sh worker"] = time.monotonic() - start
+    assert run["state_type"] == "CRASHED" and "termination signal" in run["state"]["message"], run["state"]
+    assert _mlflow_pipeline_status(stack, run_id) == "KILLED"
+    stack.script("up.sh", "worker", timeout=180)
+
+
 def test_killed_worker_leaves_no_running_flow_run_and_a_new_worker_finishes(stack):
     """The worker and the flow run it started are SIGKILLed in the middle of SFT (a crashed or evicted worker
     machine: nothing can report the end). The zombie automation marks the run Crashed once heartbeats stop;
     the worker started again runs the next attempt, which serves the finished stages from the cache."""
-    longer = [o for o in MICRO_OVERRIDES if not o.startswith(("sft.max_steps", "sft.save_steps"))]
-    longer += ["sft.max_steps=400", "sft.save_steps=50"]
-    run_id = stack.create_run(longer)
-    deadline = time.monotonic() + 300
-    while not any(t["name"].startswith("sft") and t["state_type"] == "RUNNING" for t in stack.task_runs(run_id)):
-        assert stack.flow_run(run_id)["state_type"] not in {"COMPLETED", "FAILED", "CRASHED"}, "ended before sft"
-        assert time.monotonic() < deadline, "sft never started"
-        time.sleep(0.5)
-    time.sleep(2)
-
+    longer = _longer_sft(seed=11)
+    run_id = _start_and_wait_for_sft(stack, longer)
     worker = stack.pid("worker")
     runs = _children(worker)
     assert runs, "the worker has no flow-run process"
@@ -175,6 +210,8 @@ def test_killed_worker_leaves_no_running_flow_run_and_a_new_worker_finishes(stac
     stack.timings["crash detected after kill"] = time.monotonic() - killed_at
     assert crashed["state_type"] == "CRASHED", crashed["state_name"]
     assert "heartbeat" in (crashed["state"]["message"] or ""), crashed["state"]["message"]
+    # known gap (reported): nothing ends the MLflow parent run of a SIGKILLed flow run; it stays RUNNING
+    print(f"MLflow parent run of the SIGKILLed flow run: {_mlflow_pipeline_status(stack, run_id)}")
 
     stack.script("up.sh", "worker", timeout=180)
     retry = stack.wait(stack.create_run(longer), timeout=600)

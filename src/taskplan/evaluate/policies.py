@@ -373,7 +373,7 @@ class ConstrainedPolicy:
         self.inner, self.name = model, name or f"{model.name}_constrained"
 
     @property
-    def model(self) -> Any:   # _release frees it through this attribute
+    def model(self) -> Any:   # release_policy frees it through this attribute
         return self.inner.model
 
     @model.setter

@@ -11,11 +11,21 @@ the bound, so it stays admissible):
   (unless held), a put, and one move while carrying it (unless held at the table);
   plus the cuts still missing, a place + pick + carried move for a trip to a board,
   stove or fryer, and the Cook/Fry action when the item must be processed there;
-- soups: fill, boil and pour actions and the pot's trips between sink, stove and bowl.
+  a Cook/Fry trip also pays one step between the Cook and the pick (wait there, or
+  leave and come back empty-handed);
+- roles of one kind are filled by *distinct* objects: a min-cost assignment per
+  kind (assignment.py), where a settled role may keep its object for free;
+- soups: fill, boil and pour actions and the pot's trips between sink, stove and
+  bowl (soup.py);
+- obstacles: blockers on a dish's table, items occupying the only boards, stoves
+  or fryers (obstacles.py).
 
 Moves are counted as "carried moves" (one item in hand) and "empty arrivals" (one
 per first pick), which no two roles can share. Timers give a second bound, the
 critical path (remaining ticks + pick, move, put), and the heuristic is the max.
+Checked against breadth-first distances on sampled states
+(tests/expert/test_search_parts.py) and, through the plans, against the recorded
+plans of the previous bound (tests/expert/test_golden_plans.py).
 """
 
 from __future__ import annotations

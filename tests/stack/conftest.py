@@ -31,7 +31,7 @@ FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 # profile): what a user passes to `prefect deployment run ... --param overrides=[...]`.
 MICRO_OVERRIDES = [
     "generate.tasks=[cheese_sandwich]", "generate.num_train_seeds=2", "generate.noise_levels=[0.0]",
-    "generate.workers=0",
+    "generate.workers=2",               # the forked planner pool, as the cpu-tiny profile runs it
     "build_dataset.validation_fraction=0.5", "build_dataset.noise_levels=[]",
     "model_init.vocab_size=512", "model_init.hidden_size=32", "model_init.num_layers=2", "model_init.num_heads=2",
     "model_init.num_kv_heads=1", "model_init.intermediate_size=64", "model_init.max_position_embeddings=1024",
@@ -183,8 +183,10 @@ def stack() -> Stack:
             stack.client_env[key] = value
         yield stack
     finally:
+        start = time.perf_counter()
         subprocess.run([str(ROOT / "infra" / "local" / "down.sh"), "--wipe"], env=env, cwd=ROOT,
                        capture_output=True, timeout=180)
+        stack.timings["down"] = time.perf_counter() - start
         print(f"\nstack: up in {stack.up_seconds:.1f} s; " + ", ".join(f"{k} {v:.1f} s" for k, v in stack.timings.items()))
         shutil.rmtree(base, ignore_errors=True)
 

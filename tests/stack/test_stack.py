@@ -60,6 +60,7 @@ def test_deployment_run_records_runs_artifacts_and_a_version(stack):
     assert run["state_type"] == "COMPLETED", f"{run['state_name']}: {run['state']['message']}\n" \
                                              f"{stack.log('worker')[-4000:]}"
     stack.timings["cold run"] = run["total_run_time"]
+    assert "TerminationSignal" not in stack.log("worker"), "generate's forked pool kept Prefect's SIGTERM handler"
 
     client = mlflow.MlflowClient(tracking_uri=stack.client_env["MLFLOW_TRACKING_URI"])
     exp = client.get_experiment_by_name("taskplan")

@@ -149,7 +149,7 @@ class Stack:
             return ""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")                 # stopped right after test_stack.py, not at the session's end
 def stack() -> Stack:
     if not _postgres_available():
         msg = "PostgreSQL server binaries (initdb) not found; `.ci/run` installs them (apt-get install postgresql)"

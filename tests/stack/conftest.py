@@ -160,7 +160,10 @@ def stack() -> Stack:
     base.chmod(0o755)                   # the postgres user must reach its data folder when tests run as root
     project = _clone_project(base / "project")
     pg, s3, mlflow_port, prefect_port = _free_ports(4)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_TRACKING", "AWS_"))}
+    # the stack's own settings only: no test's Prefect/MLflow/S3 settings, and tracking on (tests/conftest.py
+    # turns it off for unit tests with TASKPLAN_TRACK=0; the worker must record to the MLflow server)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PREFECT_", "MLFLOW_TRACKING", "AWS_")) and k != "TASKPLAN_TRACK"}
     env.update({
         "TASKPLAN_STACK_DIR": str(base / "stack"), "TASKPLAN_STACK_PYTHON": str(VENV_BIN / "python"),
         "TASKPLAN_POSTGRES_PORT": str(pg), "TASKPLAN_S3_PORT": str(s3), "TASKPLAN_MLFLOW_PORT": str(mlflow_port),

@@ -104,7 +104,11 @@ def test_deployment_run_records_runs_artifacts_and_a_version(stack):
 
 
 def test_overlapping_runs_queue_on_the_deployment_limit(stack):
+    """Both runs wait while no worker is up, so the worker's first poll submits both at once (a worker
+    polling between the two requests could otherwise take the second after the first had ended)."""
+    stack.script("down.sh", "worker", timeout=120)
     first, second = stack.create_run(MICRO_OVERRIDES), stack.create_run(MICRO_OVERRIDES)
+    stack.script("up.sh", "worker", timeout=180)
     runs = [stack.wait(r, timeout=300) for r in (first, second)]
     assert [r["state_type"] for r in runs] == ["COMPLETED", "COMPLETED"], [r["state"]["message"] for r in runs]
     a, b = sorted(runs, key=lambda r: r["start_time"])

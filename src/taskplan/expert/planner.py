@@ -69,29 +69,49 @@ def plan_instance(instance: dict, legacy_skip: bool = False, max_seconds: float 
     return plan_state(world, state, goal, max_seconds=max_seconds)
 
 
+# Small searches (the paper tasks: tens of nodes) run faster on plain states than on symmetry
+# keys; past this many expansions the search restarts with keys. Same plan either way.
+PLAIN_EXPANSIONS = 150
+
+
 def plan_state(world: World, state: State, goal: CompiledGoal, max_seconds: float | None = None) -> Plan:
     """Lexicographically first minimal plan from `state` (see module docstring)."""
     t0 = time.perf_counter()
-    search = Search(world, goal, max_seconds)
-    cost = search.astar(state)
-    actions = search.first_plan(state, cost)
+    deadline = None if max_seconds is None else t0 + max_seconds
+    try:
+        search = Search(world, goal, max_seconds, symmetric=False, max_expanded=PLAIN_EXPANSIONS)
+        cost = search.astar(state)
+        actions = search.first_plan(state, cost)
+    except _TooBig:
+        left = None if deadline is None else max(0.0, deadline - time.perf_counter())
+        search = Search(world, goal, left)
+        search.max_seconds = max_seconds   # the caller's budget, for the error message
+        cost = search.astar(state)
+        actions = search.first_plan(state, cost)
     return Plan(actions, [world.action_text(a) for a in actions], search.expanded, time.perf_counter() - t0)
+
+
+class _TooBig(Exception):
+    """The plain search passed its expansion cap."""
 
 
 class Search:
     """A* for the optimal length, then the tie-break pass; tables keyed by symmetry class (symmetry.py)."""
 
-    def __init__(self, world: World, goal: CompiledGoal, max_seconds: float | None = None):
+    def __init__(self, world: World, goal: CompiledGoal, max_seconds: float | None = None,
+                 symmetric: bool = True, max_expanded: int | None = None):
         self.world, self.goal = world, goal
         self.h_fn = Heuristic(world, goal)
-        self.canon = Canonicalizer(world)
-        self.h_cache: dict[bytes, int] = {}
-        self.g_best: dict[bytes, int] = {}   # class -> shortest depth A* reached it at
+        self.canon = Canonicalizer(world) if symmetric else None   # None: the state is its own key
+        self.h_cache: dict[bytes | State, int] = {}
+        self.g_best: dict[bytes | State, int] = {}   # class -> shortest depth A* reached it at
+        self.keys: dict[State, bytes] = {}
+        self.max_expanded = max_expanded
         self.expanded = 0
         self.deadline = None if max_seconds is None else time.perf_counter() + max_seconds
         self.max_seconds = max_seconds
 
-    def h(self, s: State, key: bytes) -> int:
+    def h(self, s: State, key: bytes | State) -> int:
         v = self.h_cache.get(key)
         if v is None:
             v = self.h_fn(s)   # admissible, so 0 wherever the goal holds; confirm those only
@@ -99,6 +119,15 @@ class Search:
                 v = 1
             self.h_cache[key] = v
         return v
+
+    def key(self, s: State) -> bytes | State:
+        """Symmetry class of s, cached: the tie-break pass revisits the states A* generated."""
+        if self.canon is None:
+            return s
+        k = self.keys.get(s)
+        if k is None:
+            k = self.keys[s] = self.canon.key(s)
+        return k
 
     def successors(self, s: State) -> list[tuple[Action, State]]:
         return [(a, step(self.world, s, a)) for a in useful_actions(self.world, s)]
@@ -110,7 +139,7 @@ class Search:
         Deferred evaluation: a child is queued under its parent's bound minus one (still a lower
         bound on its distance) and its own bound is computed only when it comes up; on a plateau
         most children never do. A child whose bound then turns out larger goes back in the queue."""
-        key0 = self.canon.key(start)
+        key0 = self.key(start)
         h0 = self.h(start, key0)
         if h0 == 0:
             return 0
@@ -139,7 +168,7 @@ class Search:
             ng = g + 1
             f_child = max(f, ng + hs - 1)
             for _, child in self.successors(s):
-                ck = self.canon.key(child)
+                ck = self.key(child)
                 if ng < g_best.get(ck, INF):
                     g_best[ck] = ng
                     hc = h_cache.get(ck)
@@ -156,7 +185,7 @@ class Search:
 
         def dfs(s: State, depth: int) -> list[Action] | None:
             budget = cost - depth
-            key = self.canon.key(s)
+            key = self.key(s)
             if hopeless.get(key, -1) >= budget or g_best.get(key, INF) < depth:   # cheap tests first
                 return None
             hv = self.h(s, key)
@@ -179,6 +208,8 @@ class Search:
         return plan
 
     def _check_time(self) -> None:
+        if self.max_expanded is not None and self.expanded > self.max_expanded:
+            raise _TooBig
         if self.deadline is not None and time.perf_counter() > self.deadline:
             raise PlanningError(f"{self.world.task}: no optimal plan within {self.max_seconds:g} s; "
                                 "raise --max-seconds")

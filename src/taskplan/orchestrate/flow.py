@@ -227,6 +227,7 @@ def _pipeline_run(plan: Pipeline) -> Iterator[Any]:
         return
     from taskplan.tracking import pipeline_run, run_name
 
+    close_orphaned_runs(settings.experiment)
     tasks = plan.cfgs["generate"].tasks
     task = tasks[0] if len(tasks) == 1 else None
     tags = {"taskplan.flow_run_id": _flow_run_id(), "taskplan.stages": ",".join(plan.selected)}
@@ -239,6 +240,40 @@ def _pipeline_run(plan: Pipeline) -> Iterator[Any]:
                       tags=tags, artifacts=[Path(plan.params)], experiment=settings.experiment) as parent:
         parent.task = task
         yield parent
+
+
+def close_orphaned_runs(experiment: str) -> list[str]:
+    """End as KILLED the MLflow runs a killed process left RUNNING: pipeline runs (and their stage runs)
+    whose Prefect flow run is already in a final state (e.g. Crashed after a SIGKILL of the worker).
+    Returns their run ids; a tracking or Prefect API problem only logs a warning."""
+    import mlflow
+    from prefect.client.orchestration import get_client
+
+    from taskplan.tracking import configure
+
+    closed: list[str] = []
+    try:
+        experiment_id = configure(experiment)
+        client = mlflow.MlflowClient()
+        running = client.search_runs([experiment_id], "tags.`taskplan.kind` = 'pipeline' and "
+                                     "attributes.status = 'RUNNING'")
+        with get_client(sync_client=True) as prefect:
+            for run in running:
+                flow_run_id = run.data.tags.get("taskplan.flow_run_id")
+                if not flow_run_id or flow_run_id == _flow_run_id():
+                    continue
+                state = prefect.read_flow_run(flow_run_id).state
+                if state is None or not state.is_final():
+                    continue
+                children = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}' "
+                                              "and attributes.status = 'RUNNING'")
+                for r in [*children, run]:
+                    client.set_tag(r.info.run_id, "taskplan.error", f"flow run {flow_run_id} ended {state.name}")
+                    client.set_terminated(r.info.run_id, "KILLED")
+                    closed.append(r.info.run_id)
+    except Exception as err:  # noqa: BLE001 (housekeeping must not stop a pipeline)
+        log.warning("could not close orphaned MLflow runs: %s", str(err).splitlines()[0] if str(err) else err)
+    return closed
 
 
 def _flow_run_id() -> str:

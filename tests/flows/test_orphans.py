@@ -4,7 +4,6 @@ pipeline run ends them KILLED once Prefect has the flow run in a final state."""
 from __future__ import annotations
 
 
-
 def test_runs_of_a_finished_flow_run_left_running_are_closed_killed(micro_project, prefect_harness):
     import mlflow
     from prefect import flow

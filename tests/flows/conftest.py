@@ -4,7 +4,14 @@ flows/pipeline.py, a micro project (1 task, 2 training seeds, 2 training steps, 
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -91,3 +98,40 @@ def micro_project(tmp_path, mlflow_template, monkeypatch) -> Path:
     monkeypatch.chdir(root)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_server(argv: list[str], health_url: str, log_path: Path, env: dict[str, str],
+                   name: str) -> Iterator[None]:
+    """Start a server in its own process group, wait (<= 120 s) until `health_url` answers 200, and stop
+    the whole group afterwards (SIGTERM, then SIGKILL after 20 s)."""
+    import httpx
+
+    log = log_path.open("w")
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(health_url, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{name} did not start: {log_path.read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()

@@ -214,8 +214,7 @@ def _outcome(stage: str, result: Any, start: float) -> dict[str, Any]:
     (the stage's time, logged as `<stage>/wall_seconds`) stays the original run's when the result is cached."""
     metrics = {**result.metrics, "wall_seconds": round(time.perf_counter() - start, 3)}
     return {"stage": stage, "summary": result.summary(), "metrics": metrics,
-            "history": list(getattr(result, "history", None) or []),
-            "files": [str(f) for f in getattr(result, "files", ()) or ()], "flow_run_id": _flow_run_id()}
+            "history": list(getattr(result, "history", None) or []), "flow_run_id": _flow_run_id()}
 
 
 @contextmanager

@@ -62,10 +62,6 @@ class Stage:
     def data(self) -> tuple[str, ...]:
         return tuple(d for d in self.deps if not d.startswith(CODE_PREFIX))
 
-    def config_class(self) -> type:
-        module, cls, _, _ = RUNNERS[self.name]
-        return getattr(importlib.import_module(module), cls)
-
     def runner(self) -> Callable[..., Any]:
         module, _, fn, _ = RUNNERS[self.name]
         return getattr(importlib.import_module(module), fn)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from taskplan.errors import ConfigError, DatasetError, ModelNotFoundError
+from taskplan.io import path_digest
 from taskplan.tracking.backend import configure, registry_lock, use_backend
 from taskplan.tracking.runs import run_name
 from taskplan.tracking.values import flat_config
@@ -210,7 +211,7 @@ def evaluation_run(client: Any, experiment_id: str, eval_path: Path) -> str | No
     """The run that wrote this very eval.json (tag `taskplan.digest.<file name>`, set by tracking on JSON
     outputs), newest first; None if untracked."""
     try:
-        digest = folder_digest(eval_path)
+        digest = path_digest(eval_path)
         runs = client.search_runs([experiment_id], f"tags.`taskplan.digest.{Path(eval_path).name}` = '{digest}'",
                                   order_by=["attributes.start_time DESC"], max_results=1)
     except Exception:  # noqa: BLE001 (a link is a courtesy; registration does not depend on it)
@@ -287,11 +288,7 @@ def load_champion(model_name: str = "taskplan-planner", alias: str = "champion",
 
 
 def folder_digest(folder: Path) -> str:
-    """sha256 over the relative paths and contents of every file in `folder` (or of one file)."""
-    folder = Path(folder)
-    if folder.is_file():
-        with folder.open("rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
+    """sha256 over the relative paths and contents of every file in `folder`."""
     h = hashlib.sha256()
     for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
         h.update(str(path.relative_to(folder)).encode() + b"\0")

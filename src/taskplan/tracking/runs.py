@@ -20,7 +20,6 @@ wrote before failing (validate: the GX data docs).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import tempfile
 import time
@@ -29,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from taskplan.io import path_digest
 from taskplan.tracking.backend import configure
 from taskplan.tracking.values import flat_config, history_metrics, log_metrics, log_params, one_line, stage_metrics
 
@@ -59,7 +59,6 @@ class StageRun:
     transcripts_sample: int = 20
     started: float = dataclasses.field(default_factory=time.time)
     live: bool = False            # a callback logged the history as it came: do not replay it
-    finished: bool = False
 
     def callbacks(self) -> list[Any]:
         from taskplan.tracking.live import MlflowStepCallback
@@ -81,7 +80,6 @@ class StageRun:
             client.set_tag(self.run_id, "taskplan.summary", str(summary)[:5000])
         log_outputs(client, self.run_id, self.io, log_models=self.log_models, samples=self.transcripts_sample)
         log_children(client, self.run_id, self.stage, _get(result, "child_runs") or {})
-        self.finished = True
 
 
 @contextmanager
@@ -194,7 +192,7 @@ def log_outputs(client: Any, run_id: str, io: Any, *, log_models: bool, samples:
         if path is None or not path.exists() or (since is not None and _newest_mtime(path) < since):
             continue
         if path.is_file() and path.suffix == ".json":
-            client.set_tag(run_id, f"taskplan.digest.{path.name}", file_sha256(path))
+            client.set_tag(run_id, f"taskplan.digest.{path.name}", path_digest(path))
         if is_model(path):
             from taskplan.tracking.registry import folder_digest
 
@@ -282,11 +280,6 @@ def dvc_md5(path: Path, root: Path | None = None) -> str:
             pass
     _, _, obj = build(odb, str(Path(path).resolve()), fs, "md5", ignore=ignore, dry_run=True)
     return obj.hash_info.value
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 # --- helpers ----------------------------------------------------------------------------------------------

@@ -21,21 +21,17 @@ from datetime import datetime
 
 
 def wait_http(url: str, seconds: float, pidfile: str | None = None) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
+    def answers() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=3):
-                return
+                return True
         except urllib.error.HTTPError as err:
-            if err.code < 500:
-                return
+            return err.code < 500
         except (urllib.error.URLError, OSError):
-            pass
-        if pidfile and not _alive(pidfile):
-            sys.exit(f"{url}: the process ({pidfile}) exited before answering")
-        if time.monotonic() > deadline:
-            sys.exit(f"{url}: no answer after {seconds:.0f} s")
-        time.sleep(0.3)
+            return False
+
+    _wait_until(answers, seconds, 0.3, pidfile, f"{url}: the process ({pidfile}) exited before answering",
+                f"{url}: no answer after {seconds:.0f} s")
 
 
 def create_dbs(names: list[str]) -> None:
@@ -69,21 +65,32 @@ def wait_worker(pool: str, name: str, since: float, seconds: float, pidfile: str
     import httpx
 
     api = os.environ["PREFECT_API_URL"].rstrip("/")
-    deadline = time.monotonic() + seconds
-    while True:
+
+    def reported() -> bool:
         try:
             workers = httpx.post(f"{api}/work_pools/{pool}/workers/filter", json={}, timeout=5).json()
-            for w in workers if isinstance(workers, list) else []:
-                beat = w.get("last_heartbeat_time")
-                if w.get("name") == name and beat and datetime.fromisoformat(beat).timestamp() >= since:
-                    return
         except (httpx.HTTPError, ValueError):
-            pass
+            return False
+        for w in workers if isinstance(workers, list) else []:
+            beat = w.get("last_heartbeat_time")
+            if w.get("name") == name and beat and datetime.fromisoformat(beat).timestamp() >= since:
+                return True
+        return False
+
+    _wait_until(reported, seconds, 0.5, pidfile, f"worker {name}: the process ({pidfile}) exited before reporting",
+                f"worker {name} did not report to pool {pool} within {seconds:.0f} s")
+
+
+def _wait_until(ready, seconds: float, every: float, pidfile: str | None, died: str, timeout: str) -> None:
+    """Poll `ready()` until it is true; exit with `died` if the pidfile's process ends, `timeout` at the
+    deadline."""
+    deadline = time.monotonic() + seconds
+    while not ready():
         if pidfile and not _alive(pidfile):
-            sys.exit(f"worker {name}: the process ({pidfile}) exited before reporting")
+            sys.exit(died)
         if time.monotonic() > deadline:
-            sys.exit(f"worker {name} did not report to pool {pool} within {seconds:.0f} s")
-        time.sleep(0.5)
+            sys.exit(timeout)
+        time.sleep(every)
 
 
 def _alive(pidfile: str) -> bool:

@@ -85,3 +85,16 @@ def _no_stage_tracking(monkeypatch):
     """Stage commands log to MLflow by default; unit tests keep ./mlflow.db untouched (tests/tracking
     and tests/flows exercise tracking against a store in tmp_path)."""
     monkeypatch.setenv("TASKPLAN_TRACK", "0")
+
+
+@pytest.fixture
+def unreadable_files(tmp_path):
+    """Files no reader should trace back on: {"loop": a symlink to itself, "binary": not UTF-8,
+    "deep": JSON/YAML nested 200k deep} (the folder tmp_path/unreadable itself is the directory case)."""
+    root = tmp_path / "unreadable"
+    root.mkdir()
+    loop = root / "loop.json"
+    loop.symlink_to(loop)
+    (root / "bin.json").write_bytes(b"\xff\xfe\x00{}")
+    (root / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
+    return {"directory": root, "loop": loop, "binary": root / "bin.json", "deep": root / "deep.json"}

@@ -164,16 +164,10 @@ def test_overrides_of_other_known_sections_and_of_common_apply(tmp_path):
     assert cfg.max_steps == 3 and cfg.seed == 7
 
 
-def test_unreadable_params_plan_and_instance_files_are_one_line(monkeypatch, capsys, tmp_path):
-    loop = tmp_path / "loop"
-    loop.symlink_to(loop)
-    binary = tmp_path / "bin"
-    binary.write_bytes(b"\xff\xfe\x00\x01")
-    deep = tmp_path / "deep"
-    deep.write_text("[" * 200_000 + "]" * 200_000)
+def test_unreadable_params_plan_and_instance_files_are_one_line(monkeypatch, capsys, tmp_path, unreadable_files):
     weird = tmp_path / "weird.yaml"
     weird.write_text("common: 5\n")
-    for bad in (tmp_path, loop, binary, deep, weird):
+    for bad in (*unreadable_files.values(), weird):
         cases = [["sft", "--params", str(bad), "--no-track"],
                  ["plan", "--instance", str(bad)],
                  ["replay", "--layout", "default", "--task", "burger", "--actions", str(bad)]]

@@ -133,15 +133,10 @@ def test_any_junk_value_anywhere_is_a_one_line_error_or_accepted():
             build(inst)   # accepted: it must also build
 
 
-def test_unreadable_instance_files_are_one_line_errors(tmp_path):
-    loop = tmp_path / "loop.json"
-    loop.symlink_to(loop)
-    binary = tmp_path / "bin.json"
-    binary.write_bytes(b"\xff\xfe\x00{}")
-    deep = tmp_path / "deep.json"
-    deep.write_text("[" * 200_000 + "]" * 200_000)
-    for path, message in [(tmp_path, "a directory"), (loop, "symbolic links"), (binary, "not UTF-8"),
-                          (deep, "nests too deeply"), (tmp_path / "absent.json", "no such file")]:
+def test_unreadable_instance_files_are_one_line_errors(tmp_path, unreadable_files):
+    f = unreadable_files
+    for path, message in [(f["directory"], "a directory"), (f["loop"], "symbolic links"), (f["binary"], "not UTF-8"),
+                          (f["deep"], "nests too deeply"), (tmp_path / "absent.json", "no such file")]:
         with pytest.raises(InstanceError, match=message) as err:
             load_instance(path)
         assert "\n" not in str(err.value)

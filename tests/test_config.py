@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = {name: (module, cls) for name, (module, cls, _, _) in RUNNERS.items()} | {
     "cross_task": ("taskplan.evaluate.cross_task", "CrossTaskConfig"),
     "pipeline": ("taskplan.orchestrate.flow", "PipelineConfig"),
+    "model_card": ("taskplan.model.card", "ModelCardConfig"),
 }
 # Where the pipeline deliberately runs something else than a bare library call would; each says why.
 PIPELINE_CHOICES = {
@@ -24,6 +25,12 @@ PIPELINE_CHOICES = {
     ("build_dataset", "error_feedback"): "15 % rows after a rejected reply (off by default)",
     ("evaluate", "policies"): "the pipeline's trained models; the library default needs no model",
     ("evaluate", "constrained"): "constrained decoding of the pipeline's models",
+    ("build_dataset", "reasoning"): "the expert's reasoning line (subgoal and its station) before every action",
+    ("evaluate", "reasoning"): "the same reasoning line as the training rows (the bound scores it)",
+    ("cross_task", "reasoning"): "the same reasoning line as the training rows",
+    ("evaluate", "single_turn_datasets"): "the pipeline's validation rows, judged by kind and outcome",
+    ("evaluate", "holdout_policies"): "the candidate also plays 50 more held-out seeds",
+    ("evaluate", "holdout_num_seeds"): "50 more held-out seeds for the candidate",
     ("compare", "training"): "the frozen sft_control stage's metrics join the training table",
     ("pipeline", "stages"): "listed for readers; the default (empty) means all of dvc.yaml's, the same list",
 }

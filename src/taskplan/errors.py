@@ -31,3 +31,7 @@ class ModelNotFoundError(TaskplanError):
 
 class PlanningError(TaskplanError):
     """The expert could not find a plan within its limits."""
+
+
+class PlanningTimeout(PlanningError):
+    """The expert ran out of its time budget (the instance may still be solvable with more time)."""

@@ -107,3 +107,18 @@ def test_pool_workers_end_quietly_on_sigterm_whatever_handler_the_parent_has():
             assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def test_episodes_whose_planning_runs_out_of_time_fail_or_are_skipped_and_counted(tmp_path):
+    from taskplan.errors import PlanningTimeout
+
+    kw = dict(tasks=("burger",), num_train_seeds=2, out_dir=tmp_path / "t", metrics_path=tmp_path / "m.json",
+              suite=None, workers=0, max_plan_seconds=1e-9)
+    with pytest.raises(PlanningTimeout, match="time limit"):
+        run_generate(GenerateConfig(**kw))
+    assert not (tmp_path / "t").exists(), "nothing written when a planner call fails"
+    result = run_generate(GenerateConfig(**kw, skip_slow=True))
+    assert result.skipped == {"burger": 2} and result.episodes == 0
+    assert json.loads((tmp_path / "m.json").read_text())["skipped"] == {"burger": 2}
+    manifest = json.loads((tmp_path / "t" / "manifest.json").read_text())
+    assert manifest["skipped"] == [["burger", 1000, 0.0], ["burger", 1001, 0.0]]

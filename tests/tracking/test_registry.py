@@ -238,3 +238,48 @@ def test_alias_taken_meanwhile_by_a_worse_version_is_taken_back(mlflow_uri, proj
     lost = _settle_alias(client, cfg(variant(1)), mine.version, mine.scores, mine.decision)
     assert not lost.promote and "meanwhile" in lost.reason
     assert str(client.get_model_version_by_alias(NAME, "champion").version) == best.version
+
+
+@pytest.mark.parametrize("row, what", [
+    ({"sr": float("nan"), "asat": 10.0, "episodes": 10}, "sr=nan"),
+    ({"sr": float("inf"), "asat": 10.0, "episodes": 10}, "sr=inf"),
+    ({"sr": "0.5", "asat": 10.0, "episodes": 10}, "sr='0.5'"),
+    ({"sr": 5.0, "asat": 10.0, "episodes": 10}, "sr=5.0"),
+    ({"sr": True, "asat": 10.0, "episodes": 10}, "sr=True"),
+    ({"sr": 0.5, "asat": None, "episodes": 10}, "asat=None"),
+    ({"sr": 0.5, "asat": float("-inf"), "episodes": 10}, "asat=-inf"),
+    ({"sr": 0.5, "asat": 10.0, "episodes": -3}, "episodes=-3"),
+    ({"sr": 0.5, "asat": 10.0, "episodes": 2.5}, "episodes=2.5"),
+    ("0.5", "not an object"),
+])
+def test_impossible_scores_are_refused_in_one_line(row, what):
+    from taskplan.tracking.registry import candidate_scores
+
+    with pytest.raises(DatasetError) as err:
+        candidate_scores({"grpo": {"burger": row}}, "grpo")
+    assert what in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_champion_with_impossible_scores_never_blocks_a_real_model():
+    from types import SimpleNamespace
+
+    from taskplan.tracking.registry import _decision
+
+    poisoned = SimpleNamespace(version="3", tags={"scores": json.dumps({"burger": _row(float("nan"), 10.0)})})
+    d = _decision({"burger": _row(0.2, 14.0)}, poisoned, "4", None)
+    assert d.promote and "invalid scores" in d.reason
+    gated = _decision({"burger": _row(0.2, 14.0)}, poisoned, "4", "compare verdict failed")
+    assert not gated.promote and gated.reason == "compare verdict failed"
+
+
+def test_register_refuses_a_poisoned_eval_file_before_touching_the_store(mlflow_uri, project, tmp_path):
+    variant, cfg, scores = project
+    scores(0.5, 20.0)
+    path = tmp_path / "eval.json"
+    doc = json.loads(path.read_text())
+    for table in doc.values():
+        for row in table.values():
+            row["sr"] = float("nan")
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DatasetError, match="sr=nan is not a finite number"):
+        register(cfg(variant(1)))

@@ -1,4 +1,5 @@
-"""Training stages on the command line: `taskplan model-init`, `taskplan sft`, `taskplan grpo`.
+"""Training stages on the command line: `taskplan model-init`, `taskplan sft`, `taskplan grpo`,
+and `taskplan model-card` (the kitchen base's README).
 
     taskplan model-init
     taskplan sft --set sft.max_steps=2
@@ -34,6 +35,15 @@ def model_init(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None
     cfg = load_config(ModelInitConfig, "model_init", params, overrides or [])
     result = run_tracked("model_init", cfg, params, track, run_model_init)
     typer.echo(result.summary())
+
+
+@app.command(name="model-card")
+def model_card(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None) -> None:
+    """Write the kitchen base's model card (models/base/README.md) from the pretrain stage's records."""
+    from taskplan.model.card import ModelCardConfig, run_model_card
+
+    cfg = load_config(ModelCardConfig, "model_card", params, overrides or [])
+    typer.echo(run_model_card(cfg).summary())
 
 
 @app.command()

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from taskplan.errors import ConfigError
+from taskplan.errors import ConfigError, PlanningTimeout
 from taskplan.io import atomic_dir, atomic_write_json, atomic_write_jsonl
 from taskplan.kitchen.tasks import EVAL_SEEDS, PAPER_TASKS, get_task
 
@@ -52,6 +52,8 @@ class GenerateConfig:
     suite: Path | None = Path("data/suite.json")   # frozen inputs: held-out evaluation seeds
     workers: int = 2                               # planner processes (0 or 1: in-process)
     max_plan_seconds: float = 120.0                # per planner call; PlanningError beyond it
+    skip_slow: bool = False                        # a (task, seed, eps) whose planning runs out of time is
+                                                   # skipped and counted (metrics `skipped`) instead of failing
     seed: int = 42                                 # common.seed: seeds the noise streams
 
     def __post_init__(self) -> None:
@@ -86,7 +88,7 @@ class GenerateConfig:
     @property
     def jobs(self) -> list[tuple[str, int, float, int, float]]:
         """(task, seed, eps, noise seed, planner limit) in output order."""
-        return [(t, s, e, self.seed, self.max_plan_seconds)
+        return [(t, s, e, self.seed, self.max_plan_seconds, self.skip_slow)
                 for e in self.noise_levels for t in self.tasks for s in self.train_seeds]
 
 
@@ -95,6 +97,7 @@ class GenerateResult:
     files: dict[str, dict] = field(default_factory=dict)   # file name -> {eps, episodes, steps, noise_steps, sha256}
     seconds: float = 0.0
     optimal_steps: dict[str, float] = field(default_factory=dict)   # task -> mean optimal steps
+    skipped: dict[str, int] = field(default_factory=dict)   # task -> episodes skipped (planner out of time)
 
     @property
     def episodes(self) -> int:
@@ -109,11 +112,13 @@ class GenerateResult:
         return {"episodes": self.episodes, "steps": self.steps, "seconds": round(self.seconds, 2),
                 "episodes_per_second": round(self.episodes / self.seconds, 2) if self.seconds else None,
                 "optimal_steps_mean": self.optimal_steps,
+                **({"skipped": self.skipped} if self.skipped else {}),
                 "files": {k: {x: v[x] for x in ("episodes", "steps", "noise_steps")} for k, v in self.files.items()}}
 
     def summary(self) -> str:
         return (f"generated {self.episodes} episodes, {self.steps} steps in {len(self.files)} file(s) "
-                f"in {self.seconds:.1f} s")
+                f"in {self.seconds:.1f} s" + (f", {sum(self.skipped.values())} skipped (planner out of time)"
+                                               if self.skipped else ""))
 
 
 def trajectory_file_name(eps: float) -> str:
@@ -129,7 +134,13 @@ def run_generate(cfg: GenerateConfig, progress: Progress | None = None) -> Gener
     jobs = cfg.jobs
     log.info("generating %d episodes (%d tasks x %d seeds x %d noise levels) with %d worker(s)", len(jobs),
              len(cfg.tasks), cfg.num_train_seeds, len(cfg.noise_levels), max(cfg.workers, 1))
-    episodes = _run_jobs(jobs, cfg.workers, progress)
+    done = _run_jobs(jobs, cfg.workers, progress)
+    episodes = [ep for ep in done if "skipped" not in ep]
+    skipped: dict[str, int] = {}
+    for ep in done:
+        if "skipped" in ep:
+            skipped[ep["task"]] = skipped.get(ep["task"], 0) + 1
+            log.warning("skipped %s seed %d eps %g: %s", ep["task"], ep["seed"], ep["eps"], ep["skipped"])
     files: dict[str, dict] = {}
     with atomic_dir(cfg.out_dir) as tmp:
         for eps in cfg.noise_levels:
@@ -142,13 +153,16 @@ def run_generate(cfg: GenerateConfig, progress: Progress | None = None) -> Gener
                            "sha256": file_sha256(tmp / name)}
         atomic_write_json(tmp / "manifest.json", {
             "tasks": list(cfg.tasks), "train_seeds": [cfg.train_seeds_start, cfg.num_train_seeds],
-            "noise_levels": list(cfg.noise_levels), "noise_seed": cfg.seed, "files": files})
+            "noise_levels": list(cfg.noise_levels), "noise_seed": cfg.seed, "files": files,
+            **({"skipped": sorted([ep["task"], ep["seed"], ep["eps"]] for ep in done if "skipped" in ep)}
+               if skipped else {})})
     optimal: dict[str, list[int]] = {}
     for ep in episodes:
         if ep["eps"] == cfg.noise_levels[0]:
             optimal.setdefault(ep["task"], []).append(ep["optimal_steps"])
     result = GenerateResult(files=files, seconds=time.perf_counter() - t0,
-                            optimal_steps={t: round(sum(v) / len(v), 2) for t, v in optimal.items()})
+                            optimal_steps={t: round(sum(v) / len(v), 2) for t, v in optimal.items()},
+                            skipped=skipped)
     atomic_write_json(cfg.metrics_path, result.metrics)
     log.debug(result.summary())
     return result
@@ -198,9 +212,14 @@ def file_sha256(path: Path | str) -> str:
     return h.hexdigest()
 
 
-def _episode_job(job: tuple[str, int, float, int, float]) -> dict:
-    task, seed, eps, noise_seed, max_seconds = job
-    return expert_episode(task, seed, eps, noise_seed, max_seconds)
+def _episode_job(job: tuple[str, int, float, int, float, bool]) -> dict:
+    task, seed, eps, noise_seed, max_seconds, skip_slow = job
+    try:
+        return expert_episode(task, seed, eps, noise_seed, max_seconds)
+    except PlanningTimeout as err:
+        if not skip_slow:
+            raise
+        return {"task": task, "seed": seed, "eps": float(eps), "skipped": str(err)}
 
 
 def _worker_signals() -> None:

@@ -24,7 +24,7 @@ from typing import Any
 from dataclasses import dataclass
 
 from taskplan.data.prompts import answer_text, build_messages
-from taskplan.data.reasoning import reasoning_text, subgoal_steps
+from taskplan.data.reasoning import reasoning_text, robot_location, subgoal_steps
 from taskplan.evaluate.policies import Scorer
 from taskplan.evaluate.rollout import EpisodeSpec, RolloutSettings
 from taskplan.kitchen.env import KitchenEnv
@@ -73,7 +73,7 @@ def expert_turns(spec: EpisodeSpec, plan: Sequence[str],
     """(prompt messages, expert reply) at each state of the expert trajectory."""
     env = KitchenEnv.from_spec(spec.task, seed=spec.seed)
     env.reset()
-    reasons = [reasoning_text(g, settings.reasoning) for g in subgoal_steps(plan)]
+    reasons = [reasoning_text(g, settings.reasoning) for g in subgoal_steps(plan, robot_location(env.observation()))]
     out, prev, prev_reason = [], None, None
     for action, reason in zip(plan, reasons):
         messages = build_messages(env.observation(), prev if settings.history else None,

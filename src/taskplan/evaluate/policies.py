@@ -79,7 +79,7 @@ class PolicyOptions:
     """Knobs shared by the policy kinds (each kind reads the ones it needs)."""
 
     seed: int = 42                  # random policy streams; sampling seed of model policies
-    max_new_tokens: int = 32        # reply budget of model and endpoint policies
+    max_new_tokens: int = 48        # reply budget of model and endpoint policies (reasoning line + action)
     temperature: float = 0.0        # 0 = greedy
     top_p: float = 1.0
     batch_size: int = 40            # generation/scoring batch of a model policy

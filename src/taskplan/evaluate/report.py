@@ -55,6 +55,8 @@ class CompareConfig:
     baseline: str = "sft"                                # ... against this one ("" = no verdict)
     verdict_path: Path = Path("metrics/compare.json")
     control_path: Path | None = Path("metrics/eval_control.json")  # SFT-only at equal wall-clock (if present)
+    single_turn_path: Path | None = Path("metrics/single_turn.json")  # single-turn outcomes by row kind (if present)
+    holdout_path: Path | None = Path("metrics/eval_holdout.json")     # the candidate on more held-out seeds
     curves: tuple[str, ...] = ("sft=plots/sft/val_accuracy.csv", "grpo=plots/grpo/val_accuracy.csv")  # STAGE=CSV
     training: tuple[str, ...] = ("sft=metrics/sft.json", "grpo=metrics/grpo.json")   # STAGE=METRICS_JSON
 
@@ -107,7 +109,10 @@ def run_compare(cfg: CompareConfig) -> CompareResult:
     atomic_write_json(cfg.verdict_path, verdict)
     files.append(cfg.verdict_path)
     training = {stage: _read_json(Path(path)) for stage, path in (_pair(t, "compare.training") for t in cfg.training)}
-    atomic_write_text(cfg.report_path, render_report(doc, cross, verdict, cfg.report_path, plots, training))
+    extra = (_single_turn_section(_read_json(Path(cfg.single_turn_path)) if cfg.single_turn_path else {})
+             + _holdout_section(read_eval(cfg.holdout_path) if cfg.holdout_path and Path(cfg.holdout_path).exists()
+                                else {}))
+    atomic_write_text(cfg.report_path, render_report(doc, cross, verdict, cfg.report_path, plots, training, extra))
     return CompareResult(tuple(files), verdict)
 
 
@@ -194,7 +199,7 @@ def cross_task_csv(cross: Doc) -> str:
 
 
 def render_report(doc: Doc, cross: Doc, verdict: Mapping[str, Any], report_path: Path, plots_dir: Path,
-                  training: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+                  training: Mapping[str, Mapping[str, Any]] | None = None, extra: Sequence[str] = ()) -> str:
     tasks = list(dict.fromkeys(t for table in doc.values() for t in table))
     episodes = sorted({m["episodes"] for table in doc.values() for m in table.values()})
     styles = sorted({str(m.get("prompt_style")) for table in doc.values() for m in table.values()
@@ -217,7 +222,7 @@ def render_report(doc: Doc, cross: Doc, verdict: Mapping[str, Any], report_path:
            _table(["policy", *map(short, tasks), "mean"],
                   [[p, *[sr(p, t) for t in tasks], _f(_mean_sr(doc[p]))] for p in doc]), "",
            f"![SR by policy and task]({rel('sr.png')})", ""]
-    out += _modes_section(doc, tasks) + _training_section(training or {}, rel) + [
+    out += [*extra] + _modes_section(doc, tasks) + _training_section(training or {}, rel) + [
            "## Steps (ASAT / ASST)", "",
            _table(["policy", *map(short, tasks)],
                   [[p, *[f"{_f(doc[p].get(t, {}).get('asat'))} / {_f(doc[p].get(t, {}).get('asst'))}" for t in tasks]]
@@ -260,6 +265,39 @@ def _modes_section(doc: Doc, tasks: Sequence[str]) -> list[str]:
     return ["## Free text vs constrained decoding", "",
             "SR free / SR constrained (same weights; constrained picks the most likely valid action).", "",
             _table(["policy", *map(short, tasks)], rows), ""]
+
+
+def _single_turn_section(doc: Mapping[str, Any]) -> list[str]:
+    """Single-turn replies by row kind and outcome (evaluate/single_turn.py), one row per (policy, kind)."""
+    if not doc:
+        return []
+    rows = []
+    for policy, groups in doc.items():
+        for kind in ("all", "move", "other"):
+            g = groups.get(kind)
+            if g:
+                rows.append([policy, kind, g["rows"], _f(g["accuracy"]), _f(g["optimal"]),
+                             *[_f(g[k]) for k in ("expert", "other_optimal", "suboptimal", "invalid")]])
+    return ["## Single-turn replies by kind and outcome", "",
+            "Validation rows (held-out training seeds, clean expert path), greedy replies judged by the planner: "
+            "expert = the expert's action (the exact-match reward); other optimal = another action that keeps "
+            "the optimum; suboptimal = valid but at least one step longer; invalid = no valid action. "
+            "Move rows are the \"where to go\" decision.", "",
+            _table(["policy", "rows", "n", "accuracy", "optimal", "expert", "other optimal", "suboptimal",
+                    "invalid"], rows), ""]
+
+
+def _holdout_section(doc: Doc) -> list[str]:
+    """The candidate's SR on seeds that nobody tuned on (evaluate.holdout_*)."""
+    if not doc:
+        return []
+    tasks = list(dict.fromkeys(t for table in doc.values() for t in table))
+    rows = [[p, *[format_rate(doc[p].get(t, {}).get("sr"), int(doc[p].get(t, {}).get("episodes") or 0))
+                  for t in tasks], _f(_mean_sr(doc[p]))] for p in doc]
+    return ["## More held-out seeds", "",
+            "The candidate on extra held-out seeds (disjoint from the training seeds and from 42..420; "
+            "nothing was tuned on them), SR with 95 % Wilson intervals.", "",
+            _table(["policy", *map(short, tasks), "mean"], rows), ""]
 
 
 def _training_section(training: Mapping[str, Mapping[str, Any]], rel: Any) -> list[str]:

@@ -34,6 +34,7 @@ from taskplan.evaluate.bound import (expert_bounds, mean_bound_by_task, mean_log
 from taskplan.evaluate.metrics import add_bounds, add_sampled_sr_opt, policy_runs, task_table
 from taskplan.evaluate.policies import (ConstrainedPolicy, HFPolicy, Policy, PolicyOptions, Scorer, make_policy,
                                         parse_policy_spec, policy_kind, check_policy_specs)
+from taskplan.evaluate.single_turn import single_turn_outcomes, validation_rows
 from taskplan.evaluate.rollout import (Episode, EpisodeSpec, Progress, RolloutSettings, run_episodes,
                                        write_transcripts)
 from taskplan.io import atomic_write_json, atomic_write_jsonl
@@ -57,7 +58,7 @@ class EvalSettings:
     max_retries: int = 5                 # invalid replies in a row that exhaust a turn (spec 9)
     max_exhausted: int = 3               # exhausted turns that fail the episode (spec 9)
     batch_size: int = 40                 # episodes advanced together = generation batch (1: one at a time)
-    max_new_tokens: int = 32             # reply budget ("Action: <longest action>" is ~20 domain tokens)
+    max_new_tokens: int = 48             # reply budget (reasoning line + "Action: ..." is ~30 domain tokens)
     temperature: float = 0.0             # 0 = greedy decoding
     top_p: float = 1.0                   # nucleus sampling when temperature > 0
     device: str = "auto"                 # auto | cpu | cuda | cuda:N
@@ -112,6 +113,13 @@ class EvaluateConfig(EvalSettings):
     endpoint_concurrency: int = 8        # requests in flight to a chat endpoint
     endpoint_timeout: float = 30.0       # seconds a chat endpoint may take per turn, all tries together
     merge: bool = False                  # keep other policies already present in out_path
+    single_turn_datasets: tuple[Path, ...] = ()   # datasets whose validation rows are judged by kind and outcome
+    single_turn_rows: int = 400          # how many rows of each, spread evenly (0: all)
+    single_turn_path: Path = Path("metrics/single_turn.json")   # {policy: {all|move|other|task/<t>: outcomes}}
+    holdout_policies: tuple[str, ...] = ()   # also played on the extra held-out seeds (e.g. the candidate)
+    holdout_seed_start: int = 500        # extra held-out seeds start, start + 1, ... (below the training range)
+    holdout_num_seeds: int = 0           # how many (0: none)
+    holdout_path: Path = Path("metrics/eval_holdout.json")   # eval.json's layout, for those seeds
     out_path: Path = Path("metrics/eval.json")
     outputs_dir: Path = Path("outputs/eval")  # <policy>.jsonl transcripts, <policy>.bound.jsonl bounds
 
@@ -129,6 +137,21 @@ class EvaluateConfig(EvalSettings):
                               f"list; use some of: {', '.join(names)}")
         if self.opt_samples < 0:
             raise ConfigError(f"evaluate.opt_samples={self.opt_samples}: use 0 (off) or a number of samples")
+        unknown = [h for h in self.holdout_policies if h not in names]
+        if unknown:
+            raise ConfigError(f"evaluate.holdout_policies names {', '.join(unknown)}, which evaluate.policies does "
+                              f"not list; use some of: {', '.join(names)}")
+        clash = sorted(set(self.holdout_seeds) & (set(self.seeds) | set(EVAL_SEEDS)))
+        if self.holdout_num_seeds < 0 or self.holdout_seed_start < 0 or clash:
+            raise ConfigError(f"evaluate.holdout_seed_start={self.holdout_seed_start}, holdout_num_seeds="
+                              f"{self.holdout_num_seeds}: need non-negative values and seeds apart from the "
+                              f"evaluation seeds (overlap: {clash[:5]})")
+        if self.single_turn_rows < 0:
+            raise ConfigError(f"evaluate.single_turn_rows={self.single_turn_rows}: use 0 (all rows) or a count")
+
+    @property
+    def holdout_seeds(self) -> tuple[int, ...]:
+        return tuple(range(self.holdout_seed_start, self.holdout_seed_start + self.holdout_num_seeds))
 
     @property
     def options(self) -> PolicyOptions:
@@ -176,6 +199,20 @@ def run_evaluate(cfg: EvaluateConfig, progress: Progress | None = None) -> Evalu
     plans = optimal_plans(specs, cfg.planner_seconds)
     specs = with_caps(specs, plans)
     doc = _existing(cfg.out_path) if cfg.merge else {}
+    holdout_specs: list[EpisodeSpec] = []
+    if cfg.holdout_policies and cfg.holdout_seeds:
+        if cfg.suite is not None:
+            lo, hi = _read_suite(cfg.suite).get("train_seed_range") or (0, 0)
+            inside = [s for s in cfg.holdout_seeds if lo <= s < hi]
+            if inside:
+                raise ConfigError(f"evaluate holdout seeds {inside[:3]}... lie in the training seed range [{lo}, {hi}) "
+                                  f"of {cfg.suite}; move evaluate.holdout_seed_start below {lo}")
+        holdout_specs = resolve_specs(cfg.tasks, cfg.holdout_seeds, cfg.suite)
+        plans.update(optimal_plans(holdout_specs, cfg.planner_seconds))
+        holdout_specs = with_caps(holdout_specs, plans)
+    holdout: dict[str, Any] = {}
+    rows = [r for d in cfg.single_turn_datasets for r in validation_rows(d, cfg.single_turn_rows)]
+    single_turn: dict[str, Any] = {}
     files: list[Path] = []
     for n, spec in enumerate(cfg.policies):
         policy = make_policy(spec, cfg.options)
@@ -198,8 +235,20 @@ def run_evaluate(cfg: EvaluateConfig, progress: Progress | None = None) -> Evalu
                     files.append(cfg.outputs_dir / f"{mode.name}.bound.jsonl")
                     atomic_write_jsonl(files[-1], (b.to_json() for b in ev.bounds))
                 log.info("evaluated %s: %s", mode.name, sr_line({mode.name: ev.table}))
+            if policy.name in cfg.holdout_policies and holdout_specs:
+                ev = evaluate_policy(policy, holdout_specs, cfg.settings, plans)
+                holdout[policy.name] = ev.table
+                log.info("held-out seeds %s: %s", policy.name, sr_line({policy.name: ev.table}))
+            if rows and isinstance(policy, HFPolicy):
+                single_turn[policy.name] = single_turn_outcomes(policy, rows, cfg.planner_seconds)
         finally:
             release_policy(policy)
+    if holdout_specs:
+        atomic_write_json(cfg.holdout_path, holdout)
+        files.append(cfg.holdout_path)
+    if rows:
+        atomic_write_json(cfg.single_turn_path, single_turn)
+        files.append(cfg.single_turn_path)
     atomic_write_json(cfg.out_path, doc)
     return EvaluateResult(doc, cfg.out_path, (cfg.out_path, *files), time.perf_counter() - start, cfg.policies)
 

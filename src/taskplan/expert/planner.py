@@ -38,7 +38,7 @@ import itertools
 import time
 from dataclasses import dataclass
 
-from taskplan.errors import PlanningError
+from taskplan.errors import PlanningError, PlanningTimeout
 from taskplan.expert.heuristic import INF, Heuristic
 from taskplan.expert.pruning import useful_actions
 from taskplan.expert.symmetry import Canonicalizer
@@ -211,5 +211,6 @@ class Search:
         if self.max_expanded is not None and self.expanded > self.max_expanded:
             raise _TooBig
         if self.deadline is not None and time.perf_counter() > self.deadline:
-            raise PlanningError(f"{self.world.task}: no optimal plan within {self.max_seconds:g} s; "
-                                "raise --max-seconds")
+            raise PlanningTimeout(f"{self.world.task}: no optimal plan within {self.max_seconds:g} s; "
+                                  "raise the planner's time limit (--max-seconds, generate.max_plan_seconds, "
+                                  "evaluate.planner_seconds)")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -114,17 +115,59 @@ class RegisterResult:
 
 
 def candidate_scores(eval_doc: Mapping[str, Any], policy: str, tasks: Sequence[str] = ()) -> dict[str, dict]:
-    """{task: {"sr", "asat", "episodes"}} of `policy` in an eval.json document."""
+    """{task: {"sr", "asat", "episodes"}} of `policy` in an eval.json document, each value checked: a score
+    that cannot come from an evaluation (NaN, infinity, a string, SR outside [0, 1], no episodes) is refused
+    with one line, so it can never become the champion every later model is compared with."""
     table = eval_doc.get(policy)
     if not table:
-        raise DatasetError(f"policy {policy!r} is not in the evaluation results (have: {', '.join(eval_doc)}); "
+        raise DatasetError(f"policy {policy!r} is not in the evaluation results (have: {', '.join(eval_doc)[:200]}); "
                            f"evaluate it or set register.policy")
+    if not isinstance(table, Mapping):
+        raise DatasetError(f"policy {policy!r} in the evaluation results is not a table of tasks; rerun evaluate")
     missing = [t for t in tasks if t not in table]
     if missing:
         raise DatasetError(f"policy {policy!r} was not evaluated on {', '.join(missing)}; "
                            "evaluate those tasks or set register.tasks")
-    return {t: {"sr": float(table[t]["sr"] or 0.0), "asat": float(table[t]["asat"]),
-                "episodes": int(table[t]["episodes"])} for t in (tasks or sorted(table))}
+    return {t: checked_scores(policy, t, table[t]) for t in (tasks or sorted(table))}
+
+
+def checked_scores(policy: str, task: str, row: Any) -> dict[str, Any]:
+    """{"sr", "asat", "episodes"} of one eval.json row, or a one-line DatasetError naming the bad value."""
+    where = f"evaluation results of {policy!r} on {str(task)[:60]!r}"
+    if not isinstance(row, Mapping):
+        raise DatasetError(f"{where}: not an object; rerun `taskplan evaluate`")
+    episodes = row.get("episodes")
+    if not _is_int(episodes) or episodes < 1:
+        raise DatasetError(f"{where}: episodes={_short(episodes)} is not a count >= 1; rerun `taskplan evaluate`")
+    sr, asat = row.get("sr"), row.get("asat")
+    if not _is_number(sr) or not 0.0 <= sr <= 1.0:
+        raise DatasetError(f"{where}: sr={_short(sr)} is not a finite number in [0, 1]; rerun `taskplan evaluate`")
+    if not _is_number(asat) or asat < 0:
+        raise DatasetError(f"{where}: asat={_short(asat)} is not a finite number >= 0; rerun `taskplan evaluate`")
+    return {"sr": float(sr), "asat": float(asat), "episodes": int(episodes)}
+
+
+def valid_held_scores(scores: Mapping[str, Any]) -> bool:
+    """Whether a champion's recorded scores are all real scores (see checked_scores)."""
+    try:
+        for task, row in scores.items():
+            checked_scores("champion", task, row)
+    except DatasetError:
+        return False
+    return True
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _short(x: Any) -> str:
+    text = repr(x)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def mean_scores(scores: Mapping[str, Mapping[str, Any]], tasks: Sequence[str]) -> tuple[float, float]:
@@ -336,6 +379,12 @@ def _decision(scores: Mapping[str, Any], champion: Any, version: str, gate: str 
         return Decision(False, "already the champion", c_sr, c_asat, str(version), c_sr, c_asat, tasks)
     else:
         held = _scores_tag(champion)
+        if held is not None and not valid_held_scores(held):
+            # A holder with impossible scores (an old store's NaN) must not win every comparison forever.
+            decision = replace(decide(scores, None), reason=f"champion v{champion.version} holds invalid scores")
+            if gate is not None:
+                decision = replace(decision, promote=False, reason=gate)
+            return decision
         if held is None:
             return Decision(False, f"champion v{champion.version} has no recorded scores; move the alias by hand "
                             "(taskplan.tracking.promote) if this version should replace it", c_sr, c_asat,

@@ -52,7 +52,7 @@ class GrpoConfig(TrainerSettings):
     beta: float = 0.04                          # KL coefficient to the reference policy (> 0)
     temperature: float = 1.0                    # sampling temperature of the rollouts
     top_p: float = 1.0
-    max_completion_length: int = 16             # tokens per completion ("Action: ..." is ~9 domain tokens)
+    max_completion_length: int = 48             # tokens per completion (reasoning line + action: ~30)
     loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = "dapo"
     scale_rewards: Literal["group", "batch", "none"] = "group"
     epsilon: float = 0.2                        # PPO-style clip range

@@ -71,7 +71,7 @@ class TrainerSettings:
     save_total_limit: int = 2                 # keep the newest N checkpoints
     val_rows: int = 0                         # validation rows decoded greedily for accuracy (0: all)
     val_batch_size: int = 32
-    val_max_new_tokens: int = 24
+    val_max_new_tokens: int = 48
     eval_every: int                           # also measure every N steps (0: only before and after)
     seed: int = 42                            # filled from common.seed
 

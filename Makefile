@@ -54,8 +54,12 @@ bench: install
 # DVC runs `taskplan ...` from PATH, so the venv goes first. data/ (frozen inputs, data.dvc) comes
 # from the DVC remote; on a fresh clone with an empty remote it is rebuilt by `taskplan suite`
 # (deterministic, so data.dvc's hash still matches).
+# The registry lives in MLflow's store, outside the repository: on a fresh clone DVC finds the register
+# stage up to date (its committed outputs match) while the new store is empty, so `register --if-missing`
+# adds the model folder there (idempotent: a store that holds the folder already is left alone).
 repro: install data/suite.json
 	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/dvc repro register
+	.venv/bin/taskplan register --if-missing
 
 data/suite.json:
 	.venv/bin/dvc pull -q data.dvc || .venv/bin/taskplan suite --out data/suite.json

@@ -75,6 +75,7 @@ def test_a_kill_between_the_two_renames_of_the_fallback_is_recovered(tmp_path, m
         with atomic_dir(out) as tmp:
             _fill(tmp, "new")
     monkeypatch.setattr(io.os, "replace", real_replace)
+    monkeypatch.setattr(io, "_alive", lambda pid: False)              # the killed run's process is gone
     assert not out.exists() and (out.parent / "sft.old").is_dir()   # the window the exchange closes
     assert recover_dir(out) and (out / "weights.txt").read_text() == "old"
     real_replace(out, out.parent / "sft.old")                         # the same crash again ...
@@ -128,3 +129,50 @@ def test_read_text_input_gives_one_line_errors(tmp_path):
         assert "\n" not in str(info.value)
     (tmp_path / "ok.txt").write_text("héllo")
     assert read_text_input(tmp_path / "ok.txt", "plan file") == "héllo"
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink", "fifo", "device"])
+def test_an_output_folder_never_replaces_a_file_symlink_fifo_or_device(tmp_path, kind):
+    target = tmp_path / "out"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if kind == "file":
+        target.write_text("keep")
+    elif kind == "symlink":
+        target.symlink_to(elsewhere)
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target = Path("/dev/null")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(ConfigError, match=r"output folder .* exists and is a"):
+        with atomic_dir(target) as tmp:
+            _fill(tmp, "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing moved, no temporary left"
+    assert list(elsewhere.iterdir()) == [], "a symlink is not followed"
+    if kind == "file":
+        assert target.read_text() == "keep"
+
+
+def test_two_runs_on_one_output_folder_use_their_own_temporaries(tmp_path):
+    out = tmp_path / "trajectories"
+    with atomic_dir(out) as first, atomic_dir(out) as second:
+        assert first != second
+        _fill(first, "first")
+        _fill(second, "second")
+    assert (out / "weights.txt").read_text() == "first"   # the outer run finished last
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trajectories"]
+
+
+def test_a_stage_refuses_an_unusable_output_before_any_work(tmp_path):
+    from taskplan.config import load_config
+    from taskplan.data.trajectories import GenerateConfig
+
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "params.yaml").write_text("generate: {}\n")
+    with pytest.raises(ConfigError, match="output folder .*fifo exists and is a FIFO"):
+        load_config(GenerateConfig, "generate", tmp_path / "params.yaml", [f"generate.out_dir={tmp_path / 'fifo'}"])
+    (tmp_path / "link").symlink_to(tmp_path / "params.yaml")
+    with pytest.raises(ConfigError, match="output path .*link is a symlink"):
+        load_config(GenerateConfig, "generate", tmp_path / "params.yaml",
+                    [f"generate.metrics_path={tmp_path / 'link'}"])

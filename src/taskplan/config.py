@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from taskplan.errors import ConfigError
+from taskplan.io import check_output_dir, check_output_path
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,7 +64,27 @@ def load_config(cls: type[T], section: str, path: Path | str = "params.yaml",
         chosen = _mapping(profiles.get(profile), f"profiles.{profile}", path)
         values.update(_mapping(chosen.get(section), f"profiles.{profile}.{section}", path))
     values.update(own)
-    return build_config(cls, values, where=f"{path}:{section}")
+    cfg = build_config(cls, values, where=f"{path}:{section}")
+    check_outputs(cfg)
+    return cfg
+
+
+# Config fields that name what a stage writes: refused before any work when the path holds something that
+# must not be replaced (taskplan.io). Inputs never carry these names.
+OUTPUT_DIRS = ("out_dir", "outputs_dir", "plots_dir", "checkpoint_dir")
+OUTPUT_FILES = ("metrics_path", "stats_path", "out_path", "decision_path", "report_path", "verdict_path",
+                "cross_task_path", "single_turn_path", "holdout_path")
+
+
+def check_outputs(cfg: Any) -> None:
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if not isinstance(value, (str, Path)) or not str(value):
+            continue
+        if f.name in OUTPUT_DIRS:
+            check_output_dir(value)
+        elif f.name in OUTPUT_FILES:
+            check_output_path(value)
 
 
 def build_config(cls: type[T], values: dict[str, Any], where: str = "config") -> T:

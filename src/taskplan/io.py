@@ -4,7 +4,10 @@ Every file a stage produces goes through these helpers: write a temporary file
 in the target directory, flush and fsync it, then `os.replace` it over the target.
 A folder (`atomic_dir`) is swapped in with one rename-exchange where the OS has it
 (Linux renameat2), so the old or the new folder is always in place. Only a regular
-file or a new path is ever written over: a directory, FIFO or device is refused.
+file (or a new path) is ever written over by a file, and only a real folder by a
+folder: a symlink, FIFO, device or socket at an output path is refused in one line
+(`check_output_path`, `check_output_dir`), which `config.load_config` runs for every
+output field before a stage starts. Temporary names are unique per run.
 `read_text_input` reads a user-given text file with one-line errors.
 """
 
@@ -71,18 +74,41 @@ def atomic_write_jsonl(path: Path | str, rows: Iterable[Any]) -> int:
     return n
 
 
-def check_output_path(path: Path | str) -> None:
-    """Refuse to write over anything but a regular file (a directory, FIFO, device, socket or symlink loop)."""
-    path = Path(path)
+def _kind(mode: int) -> str:
+    return ("a directory" if stat.S_ISDIR(mode) else "a symlink" if stat.S_ISLNK(mode) else
+            "a regular file" if stat.S_ISREG(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else
+            "a special file")
+
+
+def _lmode(path: Path) -> int | None:
+    """lstat's mode of `path` (a symlink is not followed), None when nothing is there."""
     try:
-        mode = os.stat(path).st_mode
+        return os.lstat(path).st_mode
     except FileNotFoundError:
-        return
+        return None
     except OSError as err:
-        raise ConfigError(f"output path {path} is unusable ({err.strerror}); choose another path") from None
-    if not stat.S_ISREG(mode):
-        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-        raise ConfigError(f"output path {path} is {kind}; give a file path (an existing file is replaced)")
+        raise ConfigError(f"output path {str(path)[:200]} is unusable ({err.strerror}); choose another path") from None
+
+
+def check_output_path(path: Path | str) -> None:
+    """Refuse to write over anything but a regular file: a directory, symlink, FIFO, device or socket is
+    left alone (a symlink is never followed), before any work starts."""
+    path = Path(path)
+    mode = _lmode(path)
+    if mode is not None and not stat.S_ISREG(mode):
+        raise ConfigError(f"output path {str(path)[:200]} is {_kind(mode)}; give a file path (only an existing "
+                          "regular file is replaced)")
+
+
+def check_output_dir(path: Path | str) -> None:
+    """Refuse an output folder path that exists as anything but a real directory (a file, symlink, FIFO,
+    device or socket is never moved, followed or replaced by a folder)."""
+    path = Path(path)
+    mode = _lmode(path)
+    if mode is not None and not stat.S_ISDIR(mode):
+        raise ConfigError(f"output folder {str(path)[:200]} exists and is {_kind(mode)}; remove it or choose "
+                          "another folder (only an existing folder is replaced)")
 
 
 def read_text_input(path: Path | str, what: str, error: type[TaskplanError] = ConfigError,
@@ -114,25 +140,32 @@ def read_text_input(path: Path | str, what: str, error: type[TaskplanError] = Co
 
 @contextmanager
 def atomic_dir(out_dir: Path | str) -> Iterator[Path]:
-    """Yield `out_dir.tmp/` to fill; on clean exit it replaces `out_dir` in one rename.
+    """Yield a fresh temporary folder beside `out_dir` to fill; on clean exit it replaces `out_dir` in one rename.
 
     An existing `out_dir` is swapped with the new folder by one rename-exchange (renameat2), so the
     old or the new folder is always there. Where the OS lacks it, the old folder is renamed to
     `out_dir.old` first; a kill between the two renames is repaired by `recover_dir` on the next start."""
     out_dir = Path(out_dir)
+    check_output_dir(out_dir)
     recover_dir(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        _remove_orphan_temporaries(out_dir)
+        # a name of its own: two runs on the same out_dir never share (or delete) each other's temp folder
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", suffix=".tmp", dir=out_dir.parent))
+    except OSError as err:
+        raise ConfigError(f"cannot create a folder beside {str(out_dir)[:200]} ({err.strerror}); "
+                          "choose another output folder") from None
+    os.chmod(tmp, 0o777 & ~_UMASK)
     try:
         yield tmp
+        if out_dir.is_dir() and not out_dir.is_symlink() and _rename_exchange(tmp, out_dir):
+            shutil.rmtree(tmp, ignore_errors=True)   # now holds the old folder
+            return
+        check_output_dir(out_dir)    # what another process put there meanwhile is not moved either
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if out_dir.exists() and _rename_exchange(tmp, out_dir):
-        shutil.rmtree(tmp, ignore_errors=True)   # now holds the old folder
-        return
     old = out_dir.with_name(out_dir.name + ".old")
     if old.exists():
         shutil.rmtree(old)
@@ -140,6 +173,29 @@ def atomic_dir(out_dir: Path | str) -> Iterator[Path]:
         os.replace(out_dir, old)
     os.replace(tmp, out_dir)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_orphan_temporaries(out_dir: Path) -> None:
+    """Delete temp folders of `out_dir` whose process is gone (a killed run's); a live run's stay."""
+    prefix = f".{out_dir.name}."
+    for tmp in out_dir.parent.glob(f"{glob_escape(prefix)}*.tmp"):
+        pid = tmp.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)) and tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def recover_dir(out_dir: Path | str) -> bool:

@@ -39,3 +39,19 @@ def test_registry_lock_is_exclusive(tmp_path):
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     with open(tmp_path / "mlflow.register.lock") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)                         # released after the block
+
+
+@pytest.mark.smoke
+def test_two_commands_on_a_fresh_checkout_create_the_store_once(tmp_path):
+    """Both processes open ./mlflow.db that does not exist yet; table creation runs under the registry lock."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from taskplan.tracking.backend import configure; print(configure('taskplan'))"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-400:] for _, err in outs]
+    assert outs[0][0].strip() == outs[1][0].strip(), "one experiment, seen by both"

@@ -171,6 +171,30 @@ def test_register_command_prints_the_decision(mlflow_uri, project, tmp_path, mon
     assert doc["version"] == "1" and doc["promoted"] is True
 
 
+def test_register_if_missing_fills_an_empty_store_and_leaves_the_decision_file(mlflow_uri, project, tmp_path):
+    """A fresh clone: DVC skips the up-to-date register stage, the new store is empty, so `make repro` runs
+    `register --if-missing`: it registers once, keeps the committed decision file, and is then a no-op."""
+    from typer.testing import CliRunner
+
+    from taskplan.cli import app
+    from taskplan.tracking.registry import registered_version
+
+    variant, cfg, scores = project
+    scores(0.5, 20.0)
+    decision = tmp_path / "register.json"
+    decision.write_text('{"committed": true}')
+    params = tmp_path / "params.yaml"
+    params.write_text(f"register: {{model_dir: {variant(1)}, eval_path: {tmp_path / 'eval.json'}, "
+                      f"verdict_path: {tmp_path / 'compare.json'}, decision_path: {decision}}}\n")
+    assert registered_version(cfg(variant(1))) is None
+    first = CliRunner().invoke(app, ["register", "--params", str(params), "--if-missing"])
+    assert first.exit_code == 0 and "now @champion" in first.output, first.output
+    assert registered_version(cfg(variant(1))) == "1"
+    again = CliRunner().invoke(app, ["register", "--params", str(params), "--if-missing"])
+    assert again.exit_code == 0 and "already taskplan-planner v1" in again.output, again.output
+    assert decision.read_text() == '{"committed": true}'
+
+
 def _register_cli(cfg: RegisterConfig, cwd: Path):
     import os
     import subprocess

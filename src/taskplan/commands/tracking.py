@@ -29,13 +29,23 @@ from taskplan.config import load_config
 app = typer.Typer()   # its commands join taskplan.cli's app (see taskplan.cli)
 
 @app.command()
-def register(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, as_json: JsonOpt = False) -> None:
+def register(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, as_json: JsonOpt = False,
+             if_missing: Annotated[bool, typer.Option(
+                 "--if-missing", help="Only when this store has no version of the model folder yet (a fresh "
+                 "clone whose DVC stage is up to date); leaves the committed decision file as it is.")] = False,
+             ) -> None:
     """Register the trained planner in MLflow; move @champion only if it beats the current one."""
     from taskplan.tracking import RegisterConfig
     from taskplan.tracking import register as register_model
+    from taskplan.tracking.registry import registered_version
 
     cfg = load_config(RegisterConfig, "register", params, overrides or [])
-    result = register_model(cfg)
+    if if_missing:
+        version = registered_version(cfg)
+        if version is not None:
+            typer.echo(f"register: {cfg.model_dir} is already {cfg.model_name} v{version} in this store")
+            return
+    result = register_model(cfg, write_decision=not if_missing)
     typer.echo(json.dumps(result.to_json()) if as_json else result.summary())
 
 

@@ -81,15 +81,19 @@ def configure(experiment: str | None = None) -> str:
 
     uri = use_backend()
     name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
-    client = mlflow.MlflowClient()
-    exp = client.get_experiment_by_name(name)
-    if exp is None:
-        try:
-            return client.create_experiment(name, artifact_location=artifact_location(uri), tags=EXPERIMENT_TAGS)
-        except MlflowException:  # created meanwhile by another process
-            exp = client.get_experiment_by_name(name)
-            if exp is None:
-                raise
+    # The first access creates a SQLite store's tables: under the registry's lock, so two commands started
+    # together on a fresh checkout do not both create them (`table experiments already exists`).
+    with registry_lock(uri):
+        client = mlflow.MlflowClient()
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            try:
+                return client.create_experiment(name, artifact_location=artifact_location(uri),
+                                                tags=EXPERIMENT_TAGS)
+            except MlflowException:  # created meanwhile by a process on another host
+                exp = client.get_experiment_by_name(name)
+                if exp is None:
+                    raise
     if exp.lifecycle_stage == "deleted":
         client.restore_experiment(exp.experiment_id)
     check_copy_safe(uri, exp.artifact_location)

@@ -202,8 +202,10 @@ def decide(candidate: Mapping[str, Mapping[str, Any]], champion: Mapping[str, Ma
 
 
 def register(cfg: RegisterConfig, *, parent_run_id: str | None = None, tags: Mapping[str, str] | None = None,
-             experiment: str | None = None) -> RegisterResult:
-    """Register `cfg.model_dir` and move the alias when it beats the champion (see module docstring)."""
+             experiment: str | None = None, write_decision: bool = True) -> RegisterResult:
+    """Register `cfg.model_dir` and move the alias when it beats the champion (see module docstring).
+    `write_decision=False` leaves `cfg.decision_path` (a DVC output recording the pipeline's own decision)
+    as it is: `taskplan register --if-missing` fills another store without touching the repository."""
     import mlflow
 
     from taskplan.evaluate.report import read_eval
@@ -245,9 +247,24 @@ def register(cfg: RegisterConfig, *, parent_run_id: str | None = None, tags: Map
         mlflow.set_tags({"taskplan.decision": _decision_word(decision), "taskplan.reason": decision.reason,
                          "taskplan.model_version": str(version), "taskplan.summary": result.summary(),
                          **({"taskplan.eval_run_id": eval_run} if eval_run else {})})
-        atomic_write_json(cfg.decision_path, result.to_json())
-        mlflow.log_artifact(str(cfg.decision_path), "outputs")
+        if write_decision:
+            atomic_write_json(cfg.decision_path, result.to_json())
+            mlflow.log_artifact(str(cfg.decision_path), "outputs")
+        else:
+            mlflow.log_dict(result.to_json(), "outputs/register.json")
     return result
+
+
+def registered_version(cfg: RegisterConfig, experiment: str | None = None) -> str | None:
+    """The version of `cfg.model_name` that holds exactly `cfg.model_dir` (by folder digest), or None."""
+    import mlflow
+
+    if not (cfg.model_dir / "config.json").is_file():
+        raise ModelNotFoundError(f"no trained model at {cfg.model_dir}; train it first or set register.model_dir")
+    configure(experiment)
+    with registry_lock():
+        found = _version_with_digest(mlflow.MlflowClient(), cfg.model_name, folder_digest(cfg.model_dir))
+    return None if found is None else str(found.version)
 
 
 def evaluation_run(client: Any, experiment_id: str, eval_path: Path) -> str | None:

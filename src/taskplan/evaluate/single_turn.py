@@ -46,7 +46,7 @@ def validation_rows(dataset_dir: str | Path, limit: int = 0, tasks: Sequence[str
         split = load_from_disk(str(dataset_dir))["validation"]
     except (FileNotFoundError, KeyError, ValueError) as err:
         raise DatasetError(f"no validation split in {dataset_dir} ({err}); run `taskplan build-dataset`") from None
-    rows = [r for r in split if r.get("source", "expert") == "expert" and (not tasks or r["task"] in tasks)]
+    rows = [r for r in split if "+feedback" not in r.get("source", "") and (not tasks or r["task"] in tasks)]
     if limit and len(rows) > limit:
         stride = len(rows) / limit
         rows = [rows[int(i * stride)] for i in range(limit)]

@@ -140,6 +140,10 @@ def _params(tmp_path):
     ("sft", "sft.max_steps=[1", "value '[1' is not valid YAML"),
     ("sft", "common.sed=3", "unknown key common.sed"),
     ("sft", "max_steps", "is not key=value"),
+    ("sft", "sft.learning_rate=.nan", "sft.learning_rate=nan: expected a finite number"),
+    ("sft", "sft.learning_rate=1e-3", "YAML reads this as a string, not a number"),
+    ("sft", "sft.cpu_threads=-1", "sft.cpu_threads=-1: use 0"),
+    ("grpo", "common.profile=[a]", "give one profile name"),
 ])
 def test_bad_overrides_fail_before_the_stage_starts(monkeypatch, capsys, tmp_path, command, override, fragment):
     import taskplan.train.grpo as grpo_module
@@ -186,7 +190,7 @@ def test_instance_out_refuses_what_is_not_a_regular_file(monkeypatch, capsys, tm
     os.mkfifo(target) if kind == "fifo" else target.mkdir()
     code, out, err = run_main(monkeypatch, capsys, "instance", "--task", "burger", "--seed", "1", "--out", str(target))
     assert code == 2 and err.count("\n") == 1
-    assert ("is a directory" if kind == "dir" else "is not a regular file") in err, err
+    assert ("is a directory" if kind == "dir" else "is a FIFO") in err, err
     assert target.is_dir() if kind == "dir" else stat.S_ISFIFO(target.stat().st_mode)
     assert [p.name for p in tmp_path.iterdir()] == ["target"]
 
@@ -203,3 +207,31 @@ def test_the_environment_is_defined_once_and_the_makefile_exports_the_same():
     assert exported == QUIET
     out = subprocess.run([sys.executable, "-m", "taskplan.env"], capture_output=True, text=True, check=True)
     assert dict(line.split("=", 1) for line in out.stdout.split()) == QUIET
+
+
+def test_plan_refuses_a_time_limit_that_is_not_a_positive_number(monkeypatch, capsys):
+    for value in ("nan", "-1", "inf"):
+        code, out, err = run_main(monkeypatch, capsys, "plan", "--task", "burger", "--seed", "42", "--max-seconds",
+                                  value)
+        assert code == 2 and err.count("\n") == 1 and "planner time limit" in err, (value, err)
+
+
+def test_play_with_closed_or_ending_input_is_one_line_or_a_clean_end(tmp_path):
+    exe = str(Path(sys.executable).with_name("taskplan"))
+    closed = subprocess.run([exe, "play", "--task", "burger", "--seed", "42"], stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=120)
+    assert closed.returncode == 0 and closed.stdout.rstrip().endswith("Goal not reached in 0 steps."), closed.stderr
+    gone = subprocess.run(f"{exe} play --task burger --seed 42 <&-", shell=True, capture_output=True, text=True,
+                          timeout=120)
+    assert gone.returncode == 2 and gone.stderr.count("\n") == 1 and "open standard input" in gone.stderr
+
+
+def test_replay_stops_at_the_step_cap(monkeypatch, capsys, tmp_path):
+    code, out, _ = run_main(monkeypatch, capsys, "plan", "--task", "burger", "--seed", "42", "--json")
+    plan = json.loads(out)["actions"]
+    path = tmp_path / "late.txt"
+    path.write_text("\n".join(["Do nothing"] * get_task("burger").step_cap + plan))
+    code, out, _ = run_main(monkeypatch, capsys, "replay", "--task", "burger", "--seed", "42", "--actions",
+                            str(path), "--json")
+    doc = json.loads(out)
+    assert code == 1 and not doc["success"] and doc["capped"] and doc["steps"] == get_task("burger").step_cap

@@ -26,7 +26,7 @@ from taskplan.commands import evaluate as evaluate_commands
 from taskplan.commands import tracking as tracking_commands
 from taskplan.commands import train as train_commands
 from taskplan.env import quiet_env
-from taskplan.errors import TaskplanError
+from taskplan.errors import ConfigError, TaskplanError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Train and evaluate small LLM planners on long kitchen tasks.")
@@ -108,7 +108,8 @@ def replay(actions: Annotated[Path, typer.Option("--actions", help="Plan file: o
     else:
         bad = result["first_invalid"]
         typer.echo(f"success={result['success']} steps={result['steps']}"
-                   + (f" first_invalid={bad} ({plan_actions[bad]!r})" if bad is not None else ""))
+                   + (f" first_invalid={bad} ({plan_actions[bad]!r})" if bad is not None else "")
+                   + (f" (stopped at the step cap {result['step_cap']})" if result["capped"] else ""))
     if not result["success"]:
         raise typer.Exit(1)
 
@@ -120,8 +121,24 @@ def play(task: TaskOpt = None, seed: SeedOpt = None, layout: LayoutOpt = None, i
     from taskplan.kitchen.env import KitchenEnv
     from taskplan.kitchen.parse import parse_action
 
+    if sys.stdin is None or sys.stdin.closed or sys.stdout is None or sys.stdout.closed:
+        raise ConfigError("play needs an open standard input and output (it reads actions from the "
+                          "terminal); run it in a terminal, or use `taskplan replay --actions FILE`")
     env = KitchenEnv.from_spec(task, seed, layout, instance, legacy_skip=legacy_skip)
     env.reset()
+    try:
+        _play_loop(env, parse_action)
+    except (RuntimeError, EOFError, OSError) as err:   # a terminal that goes away mid-game
+        raise ConfigError(f"play lost its terminal ({_first(err)}); run it in a terminal, or use "
+                          "`taskplan replay --actions FILE`") from None
+    typer.echo(("Goal reached" if env.done else "Goal not reached") + f" in {env.steps} steps.")
+
+
+def _first(err: BaseException) -> str:
+    return (str(err).splitlines() or [type(err).__name__])[0][:120]
+
+
+def _play_loop(env: Any, parse_action: Any) -> None:
     cap = env.task.step_cap
     while not env.done and (cap is None or env.steps < cap):
         texts = env.action_texts()
@@ -130,7 +147,11 @@ def play(task: TaskOpt = None, seed: SeedOpt = None, layout: LayoutOpt = None, i
         for n, t in enumerate(texts, 1):
             typer.echo(f"  {n:2}. {t}")
         typer.echo(f"Goal: {env.task.goal_text}   (step {env.steps}" + (f" of {cap})" if cap else ")"))
-        reply = typer.prompt("action", default="", show_default=False).strip()
+        try:
+            reply = typer.prompt("action", default="", show_default=False).strip()
+        except (typer.Abort, EOFError):   # end of input (Ctrl-D, a file that ends): the game ends there
+            typer.echo("")
+            break
         if reply.lower() in ("q", "quit", "exit"):
             break
         if reply.isdigit() and 1 <= int(reply) <= len(texts):
@@ -140,7 +161,6 @@ def play(task: TaskOpt = None, seed: SeedOpt = None, layout: LayoutOpt = None, i
             typer.echo(f"Error Feedback: {parsed.error}")
             continue
         env.step(parsed.action)
-    typer.echo(("Goal reached" if env.done else "Goal not reached") + f" in {env.steps} steps.")
 
 
 def _read_actions(path: Path) -> list[str]:

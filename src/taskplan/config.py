@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import types
 import typing
 from pathlib import Path
@@ -52,6 +53,8 @@ def load_config(cls: type[T], section: str, path: Path | str = "params.yaml",
     own, common_set = _split_overrides(overrides, section, params, path)
     common = {**_mapping(params.get("common"), "common", path), **common_set}
     profile = profile or common.get("profile")
+    if profile is not None and not isinstance(profile, str):
+        raise ConfigError(f"common.profile={_short(profile)} in {path}: give one profile name, e.g. cpu-tiny")
     values: dict[str, Any] = {}
     names = {f.name for f in dataclasses.fields(cls)}
     if "seed" in names and "seed" in common:
@@ -179,30 +182,49 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint is Path:
         if isinstance(value, (str, Path)):
             return Path(value)
-        raise ConfigError(f"{where}={value!r}: expected a path string")
+        raise ConfigError(f"{where}={_short(value)}: expected a path string")
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}={value!r}: expected a list")
+            raise ConfigError(f"{where}={_short(value)}: expected a list")
         inner = args[0] if args else Any
         return tuple(_coerce(v, inner, where) for v in value)
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{where}={value!r}: expected one of {', '.join(map(repr, args))}")
+            raise ConfigError(f"{where}={_short(value)}: expected one of {', '.join(map(repr, args))}")
         return value
     if hint is float:
+        if isinstance(value, str) and _looks_numeric(value):
+            raise ConfigError(f"{where}={_short(value)}: YAML reads this as a string, not a number; write it "
+                              f"with a dot and a signed exponent (e.g. 1.0e-3) or as a decimal (0.001)")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}={value!r}: expected a number")
+            raise ConfigError(f"{where}={_short(value)}: expected a number")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}={value!r}: expected a finite number")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}={value!r}: expected an integer")
+            raise ConfigError(f"{where}={_short(value)}: expected an integer")
         return value
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}={value!r}: expected true or false")
+            raise ConfigError(f"{where}={_short(value)}: expected true or false")
         return value
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}={value!r}: expected a string")
+            raise ConfigError(f"{where}={_short(value)}: expected a string")
         return value
     return value
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr of a value for an error line, cut to `limit` characters (a value may be huge)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -41,6 +41,14 @@ MAX_OBSERVATION_CHARS = 16384   # measured max over the catalogue's seeded layou
 MAX_ACTION_CHARS = 256          # longest valid action: ~50 characters
 
 
+def _check_types(**args: tuple[Any, type | tuple[type, ...]]) -> None:
+    """A ValueError naming the argument, instead of a TypeError deep inside (`instance=5`, `max_steps='x'`)."""
+    for name, (value, kinds) in args.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            want = " or ".join(k.__name__ for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
+            raise ValueError(f"{name}={str(value)[:60]!r}: expected {want} (or None)")
+
+
 class KitchenGymEnv(gym.Env[str, str]):
     """Gymnasium wrapper around `taskplan.kitchen.KitchenEnv` (module docstring)."""
 
@@ -53,6 +61,9 @@ class KitchenGymEnv(gym.Env[str, str]):
                  max_plan_seconds: float | None = 60.0, render_mode: str | None = None):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r}; supported: {self.metadata['render_modes']}")
+        _check_types(task=(task, str), seed=(seed, int), layout=(layout, str),
+                     instance=(instance, (str, Path, dict)), max_steps=(max_steps, int),
+                     invalid_limit=(invalid_limit, int), max_plan_seconds=(max_plan_seconds, (int, float)))
         self.kitchen = KitchenEnv.from_spec(task, seed, layout, instance, legacy_skip=legacy_skip)
         self.expert = expert
         self.invalid_limit = invalid_limit

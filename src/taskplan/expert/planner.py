@@ -35,10 +35,11 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import time
 from dataclasses import dataclass
 
-from taskplan.errors import PlanningError, PlanningTimeout
+from taskplan.errors import ConfigError, PlanningError, PlanningTimeout
 from taskplan.expert.heuristic import INF, Heuristic
 from taskplan.expert.pruning import useful_actions
 from taskplan.expert.symmetry import Canonicalizer
@@ -76,6 +77,8 @@ PLAIN_EXPANSIONS = 150
 
 def plan_state(world: World, state: State, goal: CompiledGoal, max_seconds: float | None = None) -> Plan:
     """Lexicographically first minimal plan from `state` (see module docstring)."""
+    if max_seconds is not None and not (math.isfinite(max_seconds) and max_seconds > 0):
+        raise ConfigError(f"planner time limit {max_seconds!r}: give a positive number of seconds")
     t0 = time.perf_counter()
     deadline = None if max_seconds is None else t0 + max_seconds
     try:

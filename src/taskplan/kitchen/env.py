@@ -88,10 +88,14 @@ class KitchenEnv:
         return StepResult(False, self.done, f"action {text!r} is not valid")
 
     def replay(self, actions: list[str]) -> dict:
-        """Validate a plan: per-step trace (sorted valid actions before, valid, goal after)."""
+        """Validate a plan: per-step trace (sorted valid actions before, valid, goal after). The task's step
+        cap ends the episode as in evaluation: a plan that reaches the goal only after it is no success."""
         self.reset()
+        cap = self.task.step_cap
         trace, first_invalid = [], None
         for n, text in enumerate(actions):
+            if cap is not None and self.steps >= cap:
+                break
             before = sorted(self.action_texts())
             res = self.step(text)
             trace.append({"step": n, "valid_actions": before, "action": text, "valid": res.valid,
@@ -101,5 +105,6 @@ class KitchenEnv:
                 break
             if self.done:
                 break
-        return {"task": self.task.name, "success": self.done, "steps": self.steps,
+        return {"task": self.task.name, "success": self.done, "steps": self.steps, "step_cap": cap,
+                "capped": not self.done and first_invalid is None and len(trace) < len(actions),
                 "first_invalid": first_invalid, "trace": trace}

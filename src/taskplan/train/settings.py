@@ -86,6 +86,9 @@ class TrainerSettings:
             raise ConfigError(f"{self.section}.warmup_ratio={self.warmup_ratio} must be in [0, 1)")
         if self.lora_r < 0:
             raise ConfigError(f"{self.section}.lora_r={self.lora_r} must be 0 (off) or a positive rank")
+        if self.cpu_threads < 0:
+            raise ConfigError(f"{self.section}.cpu_threads={self.cpu_threads}: use 0 (torch's default) or a "
+                              "positive count")
 
     def require_positive(self, *names: str) -> None:
         """ConfigError naming the first of `names` that is below 1."""

@@ -37,6 +37,7 @@ def read_params(path: Path | str) -> dict[str, Any]:
     text = read_text_input(path, "parameters file", ConfigError, "pass --params FILE")
     try:
         data = yaml.safe_load(text) or {}
+        check_expanded_size(data, str(path))
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML ({str(err).splitlines()[0]}); fix the file") from None
     except RecursionError:
@@ -155,12 +156,14 @@ def _yaml_value(item: str, raw: str) -> Any:
     import yaml
 
     try:
-        return yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
+        check_expanded_size(value, f"override {_short(item)}")
+        return value
     except RecursionError:
-        raise ConfigError(f"override {item!r}: value nests too deeply; give a plain value or list") from None
+        raise ConfigError(f"override {_short(item)}: value nests too deeply; give a plain value or list") from None
     except yaml.YAMLError as err:
         where = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"override {item!r}: value {raw!r} is not valid YAML ({where}); quote strings, "
+        raise ConfigError(f"override {_short(item)}: value {_short(raw)} is not valid YAML ({where}); quote strings, "
                           "close brackets, e.g. --set 'evaluate.seeds=[42, 84]'") from None
 
 
@@ -214,6 +217,26 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}={_short(value)}: expected a string")
         return value
     return value
+
+
+MAX_YAML_VALUES = 100_000   # params.yaml has ~400; YAML aliases can make a few lines expand to billions
+
+
+def check_expanded_size(data: Any, where: str, limit: int = MAX_YAML_VALUES) -> None:
+    """Refuse YAML whose values, counted as a reader would see them (an alias counts each time it is
+    used), exceed `limit`: an alias bomb is a few bytes that expand without bound."""
+    stack, seen = [data], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > limit:
+            raise ConfigError(f"{where} expands to more than {limit:,} values (nested YAML aliases?); "
+                              "write the values out")
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _looks_numeric(text: str) -> bool:

@@ -138,6 +138,19 @@ def read_text_input(path: Path | str, what: str, error: type[TaskplanError] = Co
         raise fail(f"not UTF-8 text, byte {err.start}") from None
 
 
+def read_json_input(path: Path | str, what: str, error: type[TaskplanError] = ConfigError,
+                    hint: str = "check the path", max_bytes: int = 16 << 20) -> Any:
+    """A user-given JSON file through `read_text_input` (bounded, one-line errors); a file that is not
+    JSON, or nests too deeply, is one line too."""
+    text = read_text_input(path, what, error, hint, max_bytes)
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        raise error(f"cannot read {what} {str(path)[:200]} (not JSON: {str(err)[:80]}); {hint}") from None
+    except RecursionError:
+        raise error(f"cannot read {what} {str(path)[:200]} (nested too deeply); {hint}") from None
+
+
 @contextmanager
 def atomic_dir(out_dir: Path | str) -> Iterator[Path]:
     """Yield a fresh temporary folder beside `out_dir` to fill; on clean exit it replaces `out_dir` in one rename.

@@ -105,13 +105,14 @@ def test_endpoint_errors_are_one_line(chat_server):
 
 @pytest.fixture
 def silent_server():
-    """A TCP server that accepts connections and then says nothing (or, with `trickle`, a byte at a time)."""
+    """A TCP server that accepts connections and then says nothing (mode "silent"), trickles its body ("body")
+    or its headers ("headers") a byte at a time, or sends a body larger than any answer ("huge")."""
     import socket
     import threading
 
     listener = socket.create_server(("127.0.0.1", 0))
     conns, stop = [], threading.Event()
-    mode = {"trickle": False}
+    mode = {"trickle": "silent"}
 
     def serve():
         listener.settimeout(0.1)
@@ -121,12 +122,20 @@ def silent_server():
             except OSError:
                 continue
             conns.append(conn)
-            if mode["trickle"]:
-                threading.Thread(target=trickle, args=(conn,), daemon=True).start()
+            if mode["trickle"] != "silent":
+                threading.Thread(target=trickle, args=(conn, mode["trickle"]), daemon=True).start()
 
-    def trickle(conn):
+    def trickle(conn, kind):
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 3000000\r\n\r\n"
         try:
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+            if kind == "headers":
+                for byte in head:
+                    if stop.wait(0.2):
+                        return
+                    conn.sendall(bytes([byte]))
+            conn.sendall(head)
+            if kind == "huge":
+                conn.sendall(b"x" * 3000000)
             while not stop.wait(0.2):
                 conn.sendall(b" ")
         except OSError:
@@ -144,7 +153,7 @@ def silent_server():
         listener.close()
 
 
-@pytest.mark.parametrize("trickle", [False, True])
+@pytest.mark.parametrize("trickle", ["silent", "body", "headers"])
 def test_endpoint_that_never_answers_fails_at_the_total_deadline(silent_server, trickle):
     import time
 
@@ -158,6 +167,25 @@ def test_endpoint_that_never_answers_fails_at_the_total_deadline(silent_server, 
     policy.close()
     assert "\n" not in str(err.value)
     assert elapsed < 2.5, f"{elapsed:.1f} s: the deadline covers every try (3 tries x 1 s before)"
+
+
+def test_an_endpoint_answer_over_the_size_cap_is_refused_as_it_streams(silent_server):
+    url, mode = silent_server
+    mode["trickle"] = "huge"
+    policy = make_policy(f"big={url}/v1", PolicyOptions(endpoint_timeout=20.0))
+    with pytest.raises(ModelNotFoundError, match=r"answered more than 1 MiB for one turn") as err:
+        policy.act([turn_of()])
+    policy.close()
+    assert "\n" not in str(err.value)
+
+
+def test_transcripts_keep_a_huge_reply_cut_with_a_marker():
+    from taskplan.evaluate.rollout import MAX_TRANSCRIPT_REPLY, transcript_reply
+
+    reply = "Reasoning: " + "x" * 20_000_000 + "\nAction: Do nothing"
+    kept = transcript_reply(reply)
+    assert len(kept) < MAX_TRANSCRIPT_REPLY + 100 and kept.endswith("Action: Do nothing")
+    assert "characters cut" in kept and transcript_reply("Action: Do nothing") == "Action: Do nothing"
 
 
 def test_endpoint_deadline_must_be_positive():
@@ -181,12 +209,25 @@ def _corrupt(src, dst, how):
         (dst / "model.safetensors").unlink()
     elif how == "no_template":
         (dst / "chat_template.jinja").unlink()
+    elif how == "fifo_weights":
+        import os
+
+        (dst / "model.safetensors").unlink()
+        os.mkfifo(dst / "model.safetensors")
+    elif how == "dunder_template":
+        (dst / "chat_template.jinja").write_text("{{ messages.__class__.__mro__ }}")
+    elif how == "slow_template":
+        (dst / "chat_template.jinja").write_text(
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}")
     return dst
 
 
 @pytest.mark.parametrize("how, message", [
     ("empty", "no config.json"), ("config", "config.json that does not load"), ("truncated", "unreadable weights model.safetensors"),
     ("no_weights", "no \\*.safetensors"), ("no_template", "without a chat template"),
+    ("fifo_weights", "holds 'model.safetensors', which is not a regular file"),
+    ("dunder_template", "chat template that fails to render"),
+    ("slow_template", "chat template that takes more than"),
 ])
 def test_check_policy_specs_finds_a_corrupt_model_folder(tiny_model_dir, tmp_path, how, message):
     bad = _corrupt(tiny_model_dir, tmp_path / "sft", how)

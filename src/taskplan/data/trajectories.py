@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from taskplan.data.suite import read_suite
 from taskplan.errors import ConfigError, PlanningTimeout
 from taskplan.io import atomic_dir, atomic_write_json, atomic_write_jsonl
 from taskplan.kitchen.tasks import EVAL_SEEDS, PAPER_TASKS, get_task
@@ -186,12 +187,7 @@ def expert_episode(task: str, seed: int, eps: float = 0.0, noise_seed: int = 42,
 
 def check_against_suite(train_seeds: tuple[int, ...], suite_path: Path) -> dict:
     """Refuse training seeds that the frozen suite holds out for evaluation (ConfigError)."""
-    try:
-        suite = json.loads(Path(suite_path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"suite file {suite_path} not found; run `dvc pull data.dvc` or set generate.suite") from None
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"suite file {suite_path} is not JSON ({err.msg} at line {err.lineno})") from None
+    suite = read_suite(suite_path)
     held_out = set(suite.get("eval_seeds") or []) | set(EVAL_SEEDS)
     overlap = sorted(set(train_seeds) & held_out)
     if overlap:

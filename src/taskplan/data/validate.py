@@ -31,6 +31,7 @@ from taskplan.data.dataset import COLUMNS, SPLITS, BuildDatasetConfig, collect_r
 from taskplan.data.expectations import Check, ValidationReport, run_suite
 from taskplan.data.prompts import answer_text
 from taskplan.data.trajectories import file_sha256
+from taskplan.data.suite import read_suite
 from taskplan.errors import ConfigError, DatasetError
 from taskplan.io import atomic_write_json
 from taskplan.kitchen.tasks import EVAL_SEEDS, all_tasks
@@ -152,12 +153,7 @@ def held_out_seeds(suite: Path | None) -> list[int]:
     """EVAL_SEEDS plus the frozen suite's eval_seeds (ConfigError when the suite file is missing)."""
     seeds = set(EVAL_SEEDS)
     if suite is not None:
-        try:
-            seeds |= set(json.loads(Path(suite).read_text()).get("eval_seeds") or [])
-        except FileNotFoundError:
-            raise ConfigError(f"suite file {suite} not found; run `dvc pull data.dvc` or set validate.suite") from None
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"suite file {suite} is not JSON ({err.msg} at line {err.lineno})") from None
+        seeds |= set(read_suite(suite).get("eval_seeds") or [])
     return sorted(seeds)
 
 

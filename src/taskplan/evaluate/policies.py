@@ -394,11 +394,16 @@ class ConstrainedPolicy:
         return out
 
 
+MAX_RESPONSE_BYTES = 1 << 20   # an endpoint's answer to one turn; a larger one is refused, never buffered
+
+
 class ChatEndpointPolicy:
     """Any OpenAI-compatible chat endpoint: one POST /v1/chat/completions per turn, sent concurrently.
 
-    `timeout` is a total deadline per turn: connecting, waiting, reading and retrying all count, so a
-    server that accepts connections but never answers (or trickles bytes) fails after `timeout` seconds."""
+    `timeout` is a total deadline per turn: connecting, sending, waiting for the headers, reading the body
+    and retrying all count, so a server that accepts connections but never answers, or trickles its
+    headers or body byte by byte, fails after `timeout` seconds. An answer over MAX_RESPONSE_BYTES is
+    refused as it streams in."""
 
     def __init__(self, url: str, model: str = "default", name: str = "endpoint", temperature: float = 0.0,
                  max_tokens: int = 64, timeout: float = 30.0, concurrency: int = 8, api_key: str | None = None,
@@ -436,7 +441,7 @@ class ChatEndpointPolicy:
             if left <= 0:
                 break
             try:
-                status, data = self._post(body, deadline, httpx.Timeout(left))
+                status, data = self._post_within(body, deadline, httpx.Timeout(left))
             except (httpx.TimeoutException, TimeoutError):
                 break
             except httpx.HTTPError as err:
@@ -460,12 +465,40 @@ class ChatEndpointPolicy:
         raise ModelNotFoundError(f"chat endpoint {self.url} did not answer within {self.timeout:g} s; check the "
                                  "server, or allow more time with evaluate.endpoint_timeout")
 
+    def _post_within(self, body: dict[str, Any], deadline: float, timeout: Any) -> tuple[int, bytes]:
+        """`_post` under the total deadline: httpx's timeouts bound each read, not their sum, so a server
+        trickling its headers could outlast them. The request runs in a daemon thread that is abandoned
+        (and ends with httpx's own read timeout) when the deadline passes."""
+        import threading
+
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["result"] = self._post(body, deadline, timeout)
+            except BaseException as err:   # handed to the caller's thread
+                box["error"] = err
+
+        worker = threading.Thread(target=run, daemon=True, name="taskplan-endpoint")
+        worker.start()
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():
+            raise TimeoutError
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
     def _post(self, body: dict[str, Any], deadline: float, timeout: Any) -> tuple[int, bytes]:
-        """One POST; the body is read in chunks so that a trickling server cannot outlast the deadline."""
+        """One POST; the body is read in chunks so that a trickling server cannot outlast the deadline and
+        a huge one is refused before it fills memory."""
         with self._client.stream("POST", self.url, json=body, timeout=timeout) as resp:
-            chunks = []
+            chunks, size = [], 0
             for chunk in resp.iter_bytes():
                 chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_RESPONSE_BYTES:
+                    raise ModelNotFoundError(f"chat endpoint {self.url} answered more than "
+                                             f"{MAX_RESPONSE_BYTES >> 20} MiB for one turn; is it a chat endpoint?")
                 if time.monotonic() > deadline:
                     raise TimeoutError
             return resp.status_code, b"".join(chunks)
@@ -512,6 +545,10 @@ def _check_model_folder(name: str, target: str) -> None:
 
     if not path.is_dir() or not (path / "config.json").is_file():
         raise broken("is not a model folder (no config.json)")
+    special = [p.name for p in path.iterdir() if not (p.is_dir() or p.is_file()) or p.is_symlink() and
+               not p.resolve().is_file()]
+    if special:   # a FIFO or device would block the first read of it
+        raise broken(f"holds {special[0]!r}, which is not a regular file")
     try:
         AutoConfig.from_pretrained(str(path), trust_remote_code=False)
     except (OSError, ValueError, KeyError) as err:
@@ -531,6 +568,41 @@ def _check_model_folder(name: str, target: str) -> None:
         raise broken("has a tokenizer that does not load") from None
     if getattr(tokenizer, "chat_template", None) is None:
         raise broken("has a tokenizer without a chat template")
+    why = _template_problem(tokenizer)
+    if why:
+        raise broken(f"has a chat template that {why}")
+
+
+TEMPLATE_SECONDS = 5.0   # rendering one short chat must take well under this (ours: ~1 ms)
+
+
+def _template_problem(tokenizer: Any) -> str | None:
+    """Render the chat template once on a two-message chat in a forked child, killed after TEMPLATE_SECONDS:
+    a template that fails (the sandbox refusing `__class__`, say) or loops for ages is found here, in one
+    line, before any episode, and a runaway render does not keep burning a core."""
+    import multiprocessing as mp
+
+    chat = [{"role": "system", "content": "You control robot1."}, {"role": "user", "content": "Goal: test"}]
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    reader, writer = ctx.Pipe(duplex=False)
+
+    def render() -> None:
+        try:
+            tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+            writer.send(None)
+        except Exception as err:   # any failure of a user's template is reported, not raised here
+            writer.send(f"{type(err).__name__}: {_first_line(err)[:100]}")
+
+    child = ctx.Process(target=render, daemon=True, name="taskplan-template-check")
+    child.start()
+    got = reader.poll(TEMPLATE_SECONDS)
+    message = reader.recv() if got else None
+    if not got:
+        child.kill()
+    child.join(1.0)
+    if not got:
+        return f"takes more than {TEMPLATE_SECONDS:g} s to render a two-message chat"
+    return None if message is None else f"fails to render ({message})"
 
 
 def _first_line(err: BaseException) -> str:

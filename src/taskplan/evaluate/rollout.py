@@ -169,6 +169,20 @@ def read_transcripts(path: Path | str) -> list[Episode]:
         raise DatasetError(f"cannot read transcripts {path} ({str(err)[:120]}); rerun `taskplan evaluate`") from None
 
 
+# A reply is kept whole in transcripts up to this many characters (an endpoint may send megabytes); longer
+# ones keep their head and tail with a marker. The previous turn's reasoning shown in the next prompt is
+# cut to MAX_REASONING_CHARS (the expert's is ~90).
+MAX_TRANSCRIPT_REPLY = 4096
+MAX_REASONING_CHARS = 1024
+
+
+def transcript_reply(reply: str) -> str:
+    if not isinstance(reply, str) or len(reply) <= MAX_TRANSCRIPT_REPLY:
+        return reply
+    half = MAX_TRANSCRIPT_REPLY // 2
+    return f"{reply[:half]}\n[... {len(reply) - 2 * half} characters cut ...]\n{reply[-half:]}"
+
+
 def extract_reasoning(reply: str) -> str | None:
     """The `Reasoning:` part of a reply (up to its `Action:` line), or None."""
     found = _REASONING.search(reply or "")
@@ -207,7 +221,8 @@ class _Live:
         ep, s = self.episode, self.settings
         parsed = parse_action(reply, self.env.action_texts())
         ep.replies += 1
-        record = {"step": self.env.steps, "reply": reply, "action": parsed.action, "error": parsed.error}
+        record = {"step": self.env.steps, "reply": transcript_reply(reply), "action": parsed.action,
+                  "error": parsed.error}
         if self._user is not None:
             record["prompt"] = self._user
         ep.turns.append(record)
@@ -216,7 +231,8 @@ class _Live:
             ep.steps, self.in_a_row, self.error = self.env.steps, 0, None
             ep.actions.append(parsed.action)
             self.prev_action = parsed.action
-            self.prev_reasoning = extract_reasoning(reply) if parsed.has_reasoning else None
+            reasoning = extract_reasoning(reply) if parsed.has_reasoning else None
+            self.prev_reasoning = reasoning[:MAX_REASONING_CHARS] if reasoning else None
             if self.env.done:
                 ep.success, ep.end = True, "goal"
             elif ep.steps >= ep.cap:

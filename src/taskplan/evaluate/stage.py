@@ -37,6 +37,7 @@ from taskplan.evaluate.policies import (ConstrainedPolicy, HFPolicy, Policy, Pol
 from taskplan.evaluate.single_turn import single_turn_outcomes, validation_rows
 from taskplan.evaluate.rollout import (Episode, EpisodeSpec, Progress, RolloutSettings, run_episodes,
                                        write_transcripts)
+from taskplan.data.suite import read_suite
 from taskplan.io import atomic_write_json, atomic_write_jsonl
 from taskplan.kitchen.tasks import EVAL_SEEDS, PAPER_TASKS, get_task
 
@@ -338,15 +339,7 @@ def sr_line(doc: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
 
 
 def _read_suite(path: Path) -> dict:
-    try:
-        doc = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"suite file {path} not found; run `dvc pull data.dvc`, or set tasks and seeds") from None
-    except ValueError as err:
-        raise ConfigError(f"suite file {path} is not valid JSON ({err}); fix it or restore it with dvc") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"suite file {path} must hold an object with eval_tasks and eval_seeds")
-    return doc
+    return read_suite(path)
 
 
 def _existing(path: Path) -> dict:

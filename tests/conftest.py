@@ -98,3 +98,23 @@ def unreadable_files(tmp_path):
     (root / "bin.json").write_bytes(b"\xff\xfe\x00{}")
     (root / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
     return {"directory": root, "loop": loop, "binary": root / "bin.json", "deep": root / "deep.json"}
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """Run `taskplan ARGS...` in this process: returns (exit code, stdout, stderr)."""
+    import sys
+
+    from taskplan.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["taskplan", *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as ex:
+            code = ex.code or 0
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

@@ -1,6 +1,7 @@
 # Routine commands, shared by people and CI (`.ci/run` calls `make test`).
 #   make install   create .venv and install taskplan with its pinned dependencies
 #   make test      unit + smoke tests (what CI runs)
+#   make lint      ruff: lint and import order (CI runs it too; settings in pyproject.toml)
 #   make repro     the whole pipeline on the default profile (dvc repro register; cross-task: dvc repro cross_task)
 #   make bench     speed benchmarks (ratios against anchors measured in the same run)
 #   make stack     the production-like stack on this machine, no Docker (infra/local/up.sh; infra/README.md)
@@ -22,7 +23,7 @@ UV_FLAGS := --compile-bytecode $(foreach f,$(FIND_LINKS),--find-links $(f)) \
   $(foreach u,$(EXTRA_INDEX),--extra-index-url $(u)) $(foreach c,$(CONSTRAINT),--constraint $(c)) \
   $(if $(EXTRA_INDEX),--index-strategy unsafe-best-match)
 
-.PHONY: install test smoke bench repro clean stack stack-down stack-test
+.PHONY: install test lint smoke bench repro clean stack stack-down stack-test
 install: .venv/.installed
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -32,6 +33,9 @@ install: .venv/.installed
 
 test: install
 	$(PY) -m pytest -q -m "not slow and not gpu"
+
+lint: install
+	.venv/bin/ruff check src tests benchmarks flows infra
 
 smoke: install
 	$(PY) -m pytest -q -m smoke

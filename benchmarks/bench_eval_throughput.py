@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -94,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(model_arg: str | None, device: str):
-    import torch
 
     from taskplan.model import build_policy, load_policy, load_tokenizer, qwen2_config
     from taskplan.model.builder import set_generation_defaults

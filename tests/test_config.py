@@ -68,7 +68,7 @@ def test_listed_pipeline_choices_really_differ_and_profiles_name_real_fields():
     for section, key in PIPELINE_CHOICES:
         if (section, key) != ("pipeline", "stages"):
             assert not _same(params[section][key], _default_of(section, key)), f"{section}.{key} no longer differs"
-    for profile, sections in params["profiles"].items():
+    for _profile, sections in params["profiles"].items():
         for section, values in (sections or {}).items():
             for key in values or {}:
                 _default_of(section, key)

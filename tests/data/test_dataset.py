@@ -6,8 +6,16 @@ import json
 
 import pytest
 
-from taskplan.data.dataset import (COLUMNS, BuildDatasetConfig, action_schema, build_rows, load_rows, read_episodes,
-                                   run_build_dataset, validation_seeds)
+from taskplan.data.dataset import (
+    COLUMNS,
+    BuildDatasetConfig,
+    action_schema,
+    build_rows,
+    load_rows,
+    read_episodes,
+    run_build_dataset,
+    validation_seeds,
+)
 from taskplan.data.prompts import answer_text, build_messages
 from taskplan.data.validate import ValidateConfig, ValidationFailed, run_validate
 from taskplan.errors import ConfigError, DatasetError

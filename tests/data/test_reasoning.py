@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from taskplan.data.dataset import BuildDatasetConfig, build_rows, read_episodes
-from taskplan.data.reasoning import (episode_reasonings, plan_stations, reasoning_text, robot_location,
-                                     subgoal_steps)
+from taskplan.data.reasoning import episode_reasonings, plan_stations, reasoning_text, robot_location, subgoal_steps
 from taskplan.expert.planner import plan_state
 from taskplan.kitchen import KitchenEnv
 

@@ -28,11 +28,11 @@ def test_episode_format_and_expert_plan(clean_trajectories):
 
 def test_generation_is_byte_identical_across_runs_and_worker_counts(tmp_path, generate):
     a = generate(tmp_path / "a", noise_levels=(0.0, 0.3), workers=0, tasks=("burger",))
-    b = generate(tmp_path / "b", noise_levels=(0.0, 0.3), workers=2, tasks=("burger",))
+    generate(tmp_path / "b", noise_levels=(0.0, 0.3), workers=2, tasks=("burger",))
     for name in a.files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert (tmp_path / "a" / "manifest.json").read_bytes() == (tmp_path / "b" / "manifest.json").read_bytes()
-    c = generate(tmp_path / "c", noise_levels=(0.3,), workers=0, tasks=("burger",), seed=7)
+    generate(tmp_path / "c", noise_levels=(0.3,), workers=0, tasks=("burger",), seed=7)
     name = trajectory_file_name(0.3)
     assert (tmp_path / "c" / name).read_bytes() != (tmp_path / "a" / name).read_bytes(), "common.seed seeds the noise"
 

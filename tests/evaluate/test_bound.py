@@ -7,8 +7,14 @@ import math
 import pytest
 
 from taskplan.data.prompts import answer_text
-from taskplan.evaluate.bound import (BoundRecord, expert_bounds, expert_turns, mean_bound_by_task,
-                                     mean_log10_bound_by_task, optimal_plans)
+from taskplan.evaluate.bound import (
+    BoundRecord,
+    expert_bounds,
+    expert_turns,
+    mean_bound_by_task,
+    mean_log10_bound_by_task,
+    optimal_plans,
+)
 from taskplan.evaluate.rollout import EpisodeSpec, RolloutSettings
 
 SPECS = [EpisodeSpec("cheese_sandwich", 42), EpisodeSpec("burger", 84)]

@@ -8,9 +8,20 @@ import pytest
 
 from taskplan.data.prompts import answer_text, build_messages
 from taskplan.errors import ConfigError, ModelNotFoundError
-from taskplan.evaluate.policies import (ChatEndpointPolicy, ExpertPolicy, HFPolicy, PolicyOptions, RandomPolicy, Scorer,
-                                        Turn, chat_completions_url, check_policy_specs, make_policy, parse_policy_spec,
-                                        policy_kind)
+from taskplan.evaluate.policies import (
+    ChatEndpointPolicy,
+    ExpertPolicy,
+    HFPolicy,
+    PolicyOptions,
+    RandomPolicy,
+    Scorer,
+    Turn,
+    chat_completions_url,
+    check_policy_specs,
+    make_policy,
+    parse_policy_spec,
+    policy_kind,
+)
 from taskplan.evaluate.rollout import EpisodeSpec, run_episodes
 from taskplan.kitchen import KitchenEnv
 

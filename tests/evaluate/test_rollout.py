@@ -7,8 +7,14 @@ import pytest
 from taskplan.data.prompts import answer_text
 from taskplan.errors import ConfigError
 from taskplan.evaluate.policies import RandomPolicy
-from taskplan.evaluate.rollout import (EpisodeSpec, RolloutSettings, extract_reasoning, read_transcripts,
-                                       run_episodes, write_transcripts)
+from taskplan.evaluate.rollout import (
+    EpisodeSpec,
+    RolloutSettings,
+    extract_reasoning,
+    read_transcripts,
+    run_episodes,
+    write_transcripts,
+)
 
 GARBAGE = "I am not sure what to do."
 

@@ -73,7 +73,7 @@ def test_another_valid_action_is_optimal_exactly_when_bfs_says_so(rows):
         chosen = [r for r in sample if id(r) in picks]
         if not chosen:
             continue
-        policy = ReplyByRow(chosen, lambda r: f"Action: {picks[id(r)]}")
+        policy = ReplyByRow(chosen, lambda r, picks=picks: f"Action: {picks[id(r)]}")
         for r in chosen:
             doc = single_turn_outcomes(policy, [r])
             outcome = next(o for o in OUTCOMES if doc["all"][o] == 1.0)

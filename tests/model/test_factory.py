@@ -6,8 +6,18 @@ import pytest
 import torch
 
 from taskplan.errors import ConfigError, ModelNotFoundError
-from taskplan.model import (QWEN25_1P5B, QWEN25_1P5B_ID, ModelInitConfig, architecture_config, build_policy,
-                            load_policy, load_tokenizer, num_parameters, qwen2_config, save_policy)
+from taskplan.model import (
+    QWEN25_1P5B,
+    QWEN25_1P5B_ID,
+    ModelInitConfig,
+    architecture_config,
+    build_policy,
+    load_policy,
+    load_tokenizer,
+    num_parameters,
+    qwen2_config,
+    save_policy,
+)
 
 
 def test_missing_model_path_is_a_one_line_error(tmp_path):

@@ -9,8 +9,17 @@ from pathlib import Path
 import pytest
 
 from taskplan.errors import ConfigError
-from taskplan.orchestrate.stages import (RUNNERS, _field_paths, check_wiring, find_dvc_yaml, inputs_digest,
-                                         load_stages, outputs_exist, resolve, stage_configs)
+from taskplan.orchestrate.stages import (
+    RUNNERS,
+    _field_paths,
+    check_wiring,
+    find_dvc_yaml,
+    inputs_digest,
+    load_stages,
+    outputs_exist,
+    resolve,
+    stage_configs,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = ["generate", "validate", "build_dataset", "model_init", "sft", "grpo", "evaluate", "compare", "register"]

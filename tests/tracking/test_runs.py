@@ -266,9 +266,9 @@ def test_importing_tracking_does_not_import_mlflow():
 def test_stage_command_logs_a_run_unless_tracking_is_off(mlflow_uri, tmp_path, monkeypatch):
     """`taskplan <stage>` hands its result to MLflow; --no-track or TASKPLAN_TRACK=0 keeps it out."""
     import mlflow
+    from typer.testing import CliRunner
 
     from taskplan.cli import app
-    from typer.testing import CliRunner
 
     mlflow.set_tracking_uri(mlflow_uri)     # earlier tests leave mlflow's global URI elsewhere
     monkeypatch.chdir(tmp_path)

@@ -7,8 +7,7 @@ import torch
 from transformers import TrainerCallback
 
 from taskplan.model import load_policy
-from taskplan.train.checkpoints import (MARKER, complete_checkpoints, last_checkpoint, resume_checkpoint,
-                                        run_fingerprint)
+from taskplan.train.checkpoints import MARKER, complete_checkpoints, last_checkpoint, resume_checkpoint, run_fingerprint
 from taskplan.train.grpo import GrpoConfig, run_grpo
 from taskplan.train.sft import SftConfig, run_sft
 

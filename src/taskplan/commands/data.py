@@ -15,8 +15,6 @@ import typer
 from taskplan.commands import ParamsOpt, SetOpt, TrackOpt, progress_bar, run_tracked
 from taskplan.config import load_config
 
-
-
 app = typer.Typer()   # its commands join taskplan.cli's app (see taskplan.cli)
 
 @app.command()

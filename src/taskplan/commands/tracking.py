@@ -24,8 +24,6 @@ import typer
 from taskplan.commands import JsonOpt, ParamsOpt, SetOpt
 from taskplan.config import load_config
 
-
-
 app = typer.Typer()   # its commands join taskplan.cli's app (see taskplan.cli)
 
 @app.command()

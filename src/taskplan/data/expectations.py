@@ -104,8 +104,11 @@ def run_suite(suite: str, frame: Any, checks: list[Check], docs_dir: Path | None
         gx_log.setLevel(logging.WARNING)
     import great_expectations as gx
     import great_expectations.expectations as gxe
-    from great_expectations.data_context.types.base import (DataContextConfig, InMemoryStoreBackendDefaults,
-                                                            ProgressBarsConfig)
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
     present = set(frame.columns)
     active = [c for c in checks if set(c.columns) <= present]

@@ -24,7 +24,6 @@ same params give byte-identical files whatever the worker count.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import random
 import time

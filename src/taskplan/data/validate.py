@@ -30,8 +30,8 @@ from typing import Any
 from taskplan.data.dataset import COLUMNS, SPLITS, BuildDatasetConfig, collect_rows, iter_episodes, load_rows
 from taskplan.data.expectations import Check, ValidationReport, run_suite
 from taskplan.data.prompts import answer_text
-from taskplan.data.trajectories import file_sha256
 from taskplan.data.suite import read_suite
+from taskplan.data.trajectories import file_sha256
 from taskplan.errors import ConfigError, DatasetError
 from taskplan.io import atomic_write_json
 from taskplan.kitchen.tasks import EVAL_SEEDS, all_tasks
@@ -265,7 +265,7 @@ def _replay_episode(rows: list[dict], task: str, seed: int) -> None:
         return
     env.reset()
     reached = True
-    for pos, r in enumerate(rows):
+    for _pos, r in enumerate(rows):
         if env.done:            # goal already reached before this step
             reached = False
             break

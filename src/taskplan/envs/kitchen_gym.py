@@ -116,7 +116,7 @@ class KitchenGymEnv(gym.Env[str, str]):
         if self.kitchen.done:
             return None
         if not self._plan:
-            from taskplan.expert.planner import plan_state   # lazy: plain rollouts never plan
+            from taskplan.expert.planner import plan_state  # lazy: plain rollouts never plan
             k = self.kitchen
             self._plan = list(plan_state(k.world, k.state, k.goal, max_seconds=self.max_plan_seconds).texts)
         return self._plan[0]

@@ -20,8 +20,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 from taskplan.data.prompts import answer_text, build_messages
 from taskplan.data.reasoning import reasoning_text, robot_location, subgoal_steps

@@ -27,8 +27,17 @@ from taskplan.evaluate.bound import optimal_plans
 from taskplan.evaluate.metrics import flat_metrics
 from taskplan.evaluate.policies import PolicyOptions, make_policy, parse_policy_spec, policy_kind
 from taskplan.evaluate.rollout import Progress, RolloutSettings, write_transcripts
-from taskplan.evaluate.stage import (EvalSettings, evaluate_policy, offset_progress, precheck_targets,
-                                     release_policy, resolve_specs, set_cpu_threads, sr_line, with_caps)
+from taskplan.evaluate.stage import (
+    EvalSettings,
+    evaluate_policy,
+    offset_progress,
+    precheck_targets,
+    release_policy,
+    resolve_specs,
+    set_cpu_threads,
+    sr_line,
+    with_caps,
+)
 from taskplan.io import atomic_write_json
 from taskplan.kitchen.tasks import EVAL_SEEDS, PAPER_TASKS, get_task
 

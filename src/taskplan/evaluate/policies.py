@@ -223,7 +223,7 @@ class HFPolicy:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, name: str = "model",
-                        options: PolicyOptions = PolicyOptions()) -> "HFPolicy":
+                        options: PolicyOptions = PolicyOptions()) -> HFPolicy:
         import torch
 
         from taskplan.model import load_policy, load_tokenizer
@@ -246,7 +246,7 @@ class HFPolicy:
     def act(self, turns: Sequence[Turn]) -> list[str]:
         return self.generate([self.prompt_text(t.messages) for t in turns])
 
-    def sampler(self, seed: int, temperature: float = 1.0) -> "HFPolicy":
+    def sampler(self, seed: int, temperature: float = 1.0) -> HFPolicy:
         """The same weights sampled at `temperature` (the policy the product bound is about)."""
         import dataclasses
 

@@ -27,8 +27,16 @@ from typing import Any
 
 from taskplan.errors import ConfigError, DatasetError
 from taskplan.evaluate.metrics import check_contract
-from taskplan.evaluate.plots import (plot_bound, plot_cross_task, plot_learning_curves, plot_sr, plot_steps, save_png,
-                                     short, sr_opt)
+from taskplan.evaluate.plots import (
+    plot_bound,
+    plot_cross_task,
+    plot_learning_curves,
+    plot_sr,
+    plot_steps,
+    save_png,
+    short,
+    sr_opt,
+)
 from taskplan.evaluate.stats import format_rate
 from taskplan.io import atomic_write_json, atomic_write_text
 from taskplan.kitchen.tasks import PAPER_TASKS

@@ -108,7 +108,7 @@ class Episode:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, doc: dict) -> "Episode":
+    def from_json(cls, doc: dict) -> Episode:
         return cls(**doc)
 
 

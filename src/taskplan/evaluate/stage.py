@@ -28,16 +28,29 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from taskplan.errors import ConfigError, ModelNotFoundError
-from taskplan.evaluate.bound import (expert_bounds, mean_bound_by_task, mean_log10_bound_by_task, optimal_plans,
-                                     sampled_sr_opt)
-from taskplan.evaluate.metrics import add_bounds, add_sampled_sr_opt, policy_runs, task_table
-from taskplan.evaluate.policies import (ConstrainedPolicy, HFPolicy, Policy, PolicyOptions, Scorer, make_policy,
-                                        parse_policy_spec, policy_kind, check_policy_specs)
-from taskplan.evaluate.single_turn import single_turn_outcomes, validation_rows
-from taskplan.evaluate.rollout import (Episode, EpisodeSpec, Progress, RolloutSettings, run_episodes,
-                                       write_transcripts)
 from taskplan.data.suite import read_suite
+from taskplan.errors import ConfigError, ModelNotFoundError
+from taskplan.evaluate.bound import (
+    expert_bounds,
+    mean_bound_by_task,
+    mean_log10_bound_by_task,
+    optimal_plans,
+    sampled_sr_opt,
+)
+from taskplan.evaluate.metrics import add_bounds, add_sampled_sr_opt, policy_runs, task_table
+from taskplan.evaluate.policies import (
+    ConstrainedPolicy,
+    HFPolicy,
+    Policy,
+    PolicyOptions,
+    Scorer,
+    check_policy_specs,
+    make_policy,
+    parse_policy_spec,
+    policy_kind,
+)
+from taskplan.evaluate.rollout import Episode, EpisodeSpec, Progress, RolloutSettings, run_episodes, write_transcripts
+from taskplan.evaluate.single_turn import single_turn_outcomes, validation_rows
 from taskplan.io import atomic_write_json, atomic_write_jsonl
 from taskplan.kitchen.tasks import EVAL_SEEDS, PAPER_TASKS, get_task
 

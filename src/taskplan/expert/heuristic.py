@@ -36,8 +36,17 @@ from dataclasses import dataclass, field
 from taskplan.expert.assignment import min_assignment
 from taskplan.expert.obstacles import blocker_cost, occupant_cost
 from taskplan.expert.soup import soup_cost
-from taskplan.kitchen.domain import COOKABLE, COOKED, CUT, CUTS_NEEDED, CUTTABLE, FRIED, FRYABLE, FRYABLEIFCUT, \
-    TIMER_TICKS
+from taskplan.kitchen.domain import (
+    COOKABLE,
+    COOKED,
+    CUT,
+    CUTS_NEEDED,
+    CUTTABLE,
+    FRIED,
+    FRYABLE,
+    FRYABLEIFCUT,
+    TIMER_TICKS,
+)
 from taskplan.kitchen.goals import CompiledGoal
 from taskplan.kitchen.state import P_BOIL, P_COOK, P_CUTC, P_FILL, P_FRY, State, World
 

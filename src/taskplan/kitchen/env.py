@@ -62,7 +62,7 @@ class KitchenEnv:
 
     @classmethod
     def from_spec(cls, task: str | None = None, seed: int | None = None, layout: str | None = None,
-                  instance: Path | str | dict | None = None, legacy_skip: bool = False) -> "KitchenEnv":
+                  instance: Path | str | dict | None = None, legacy_skip: bool = False) -> KitchenEnv:
         return cls(resolve_instance(task, seed, layout, instance), legacy_skip=legacy_skip)
 
     def reset(self) -> str:

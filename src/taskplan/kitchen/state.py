@@ -27,9 +27,32 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from taskplan.kitchen.domain import (
-    ACTION_TEMPLATES, ADD_TO, BOIL, COOK, COOKABLE, COOKED, COOKING, CUT, CUT_ACTION, CUTS_NEEDED, CUTTABLE,
-    FILL_BOWL, FILL_POT, FRIED, FRY, FRYABLE, FRYABLEIFCUT, MOVE, PICK_CONTAINER, PICK_ITEM, PLACE_CONTAINER,
-    PLACE_ITEM, STACK, TIMER_TICKS, UNSTACK, WAIT,
+    ACTION_TEMPLATES,
+    ADD_TO,
+    BOIL,
+    COOK,
+    COOKABLE,
+    COOKED,
+    COOKING,
+    CUT,
+    CUT_ACTION,
+    CUTS_NEEDED,
+    CUTTABLE,
+    FILL_BOWL,
+    FILL_POT,
+    FRIED,
+    FRY,
+    FRYABLE,
+    FRYABLEIFCUT,
+    MOVE,
+    PICK_CONTAINER,
+    PICK_ITEM,
+    PLACE_CONTAINER,
+    PLACE_ITEM,
+    STACK,
+    TIMER_TICKS,
+    UNSTACK,
+    WAIT,
 )
 
 # Process kinds in the pending list; a process is (kind, a, b, c, progress, done).
@@ -212,7 +235,7 @@ def step(world: World, state: State, action: Action) -> State:
     w = _Work(piles, cont_at, list(flags), list(meals))
     procs = list(pending)
     for key in new_procs:  # spec 3.3 step 3: reuse a pending process with the same identity key
-        for idx, p in enumerate(procs):
+        for p in procs:
             if p[:4] == key:
                 break
         else:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from taskplan.errors import UnknownTaskError
 from taskplan.kitchen.goals import parse_goal
@@ -53,7 +53,7 @@ class Task:
                 "step_cap": self.step_cap, "goal": self.goal_text}
 
 
-@lru_cache(maxsize=None)
+@cache
 def all_tasks() -> tuple[Task, ...]:
     out = []
     for tid, name, kind, opt, sentence, w, h, stations, items, containers, robot, goal in TASK_ROWS:

@@ -4,8 +4,17 @@ Importing this package is light; torch and transformers load inside the function
 """
 
 from taskplan.model.builder import ModelInitConfig, ModelInitResult, run_model_init
-from taskplan.model.factory import (QWEN25_1P5B, QWEN25_1P5B_ID, architecture_config, build_policy, load_policy,
-                                    load_tokenizer, num_parameters, qwen2_config, save_policy)
+from taskplan.model.factory import (
+                                    QWEN25_1P5B,
+                                    QWEN25_1P5B_ID,
+                                    architecture_config,
+                                    build_policy,
+                                    load_policy,
+                                    load_tokenizer,
+                                    num_parameters,
+                                    qwen2_config,
+                                    save_policy,
+)
 from taskplan.model.tokenizer import CHAT_TEMPLATE, train_domain_tokenizer
 
 __all__ = ["ModelInitConfig", "ModelInitResult", "run_model_init", "QWEN25_1P5B", "QWEN25_1P5B_ID",

@@ -32,8 +32,16 @@ from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
 from taskplan.config import config_dict, load_config
 from taskplan.errors import ConfigError
-from taskplan.orchestrate.stages import (Stage, check_wiring, find_dvc_yaml, inputs_digest, load_stages,
-                                         outputs_exist, stage_configs, stage_io)
+from taskplan.orchestrate.stages import (
+    Stage,
+    check_wiring,
+    find_dvc_yaml,
+    inputs_digest,
+    load_stages,
+    outputs_exist,
+    stage_configs,
+    stage_io,
+)
 
 log = logging.getLogger("taskplan.flows")
 

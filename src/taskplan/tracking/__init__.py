@@ -15,10 +15,17 @@ from taskplan.env import quiet_env
 quiet_env()
 
 from taskplan.tracking.backend import configure, registry_lock, tracking_uri  # noqa: E402
+from taskplan.tracking.registry import (  # noqa: E402
+                                        Decision,
+                                        RegisterConfig,
+                                        RegisterResult,
+                                        decide,
+                                        load_champion,
+                                        promote,
+                                        register,
+)
 from taskplan.tracking.runs import PipelineRun, StageRun, log_stage, pipeline_run, run_name, stage_run  # noqa: E402
 from taskplan.tracking.values import flat_config, stage_metrics  # noqa: E402
-from taskplan.tracking.registry import (Decision, RegisterConfig, RegisterResult, decide,  # noqa: E402
-                                        load_champion, promote, register)
 
 __all__ = ["PipelineRun", "StageRun", "stage_run", "configure", "flat_config", "log_stage", "pipeline_run", "run_name",
            "stage_metrics", "tracking_uri", "registry_lock", "Decision", "RegisterConfig", "RegisterResult", "decide",

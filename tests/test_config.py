@@ -4,6 +4,7 @@ differs from the dataclass default is a listed pipeline choice (anything else is
 from __future__ import annotations
 
 import dataclasses
+import json
 import importlib
 from pathlib import Path
 
@@ -72,3 +73,20 @@ def test_listed_pipeline_choices_really_differ_and_profiles_name_real_fields():
         for section, values in (sections or {}).items():
             for key in values or {}:
                 _default_of(section, key)
+
+
+def test_params_command_names_each_value_source_and_help(cli, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("common: {profile: p, seed: 7}\nsft: {max_steps: 50, batch_size: 4}\n"
+                      "profiles: {p: {sft: {batch_size: 8}}}\n")
+    code, out, _ = cli("params", "sft", "--params", params, "--set", "sft.learning_rate=0.5", "--json")
+    rows = {r["name"]: r for r in json.loads(out)["sft"]}
+    assert code == 0
+    assert (rows["max_steps"]["value"], rows["max_steps"]["source"]) == (50, "params.yaml:sft")
+    assert (rows["batch_size"]["value"], rows["batch_size"]["source"]) == (8, "profile p")
+    assert (rows["learning_rate"]["value"], rows["learning_rate"]["source"]) == (0.5, "--set")
+    assert (rows["seed"]["value"], rows["seed"]["source"]) == (7, "common.seed")
+    assert rows["completion_only_loss"]["source"] == "code default"
+    assert rows["max_steps"]["help"] == "optimizer steps", "help comes from the field's declaration"
+    code, _, err = cli("params", "sfft", "--params", params)
+    assert code == 2 and "unknown stage 'sfft'" in err

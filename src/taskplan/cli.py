@@ -46,6 +46,43 @@ def _root(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Debug l
                         format="%(levelname)s %(name)s: %(message)s")
 
 
+# Config classes of the sections that are not pipeline stages in orchestrate.stages.RUNNERS.
+EXTRA_SECTIONS = {"cross_task": ("taskplan.evaluate.cross_task", "CrossTaskConfig"),
+                  "model_card": ("taskplan.model.card", "ModelCardConfig"),
+                  "pipeline": ("taskplan.orchestrate.flow", "PipelineConfig")}
+
+
+@app.command()
+def params(stage: Annotated[Optional[str], typer.Argument(help="One section, e.g. sft (default: all).")] = None,
+           params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
+           overrides: Annotated[Optional[list[str]], typer.Option("--set", help="section.key=value override.")] = None,
+           as_json: JsonOpt = False) -> None:
+    """Print the effective configuration of a stage: each value, where it came from and what it means."""
+    import importlib
+
+    from taskplan.config import effective_config
+    from taskplan.orchestrate.stages import RUNNERS
+
+    sections = {name: (mod, cls) for name, (mod, cls, _, _) in RUNNERS.items()} | EXTRA_SECTIONS
+    chosen = [stage] if stage else list(sections)
+    unknown = [s for s in chosen if s not in sections]
+    if unknown:
+        raise ConfigError(f"unknown stage {unknown[0]!r}; try one of: {', '.join(sections)}")
+    doc = {}
+    for name in chosen:
+        mod, cls = sections[name]
+        doc[name] = effective_config(getattr(importlib.import_module(mod), cls), name, params_file,
+                                     list(overrides or []))
+    if as_json:
+        typer.echo(json.dumps(doc))
+        return
+    for name, rows in doc.items():
+        typer.echo(f"[{name}]")
+        for r in rows:
+            value = json.dumps(r["value"])
+            typer.echo(f"  {r['name']:28} = {value:32} ({r['source']})" + (f"  # {r['help']}" if r["help"] else ""))
+
+
 @app.command()
 def tasks(as_json: JsonOpt = False) -> None:
     """List the task catalogue (name, kind, listed optimum, step cap)."""

@@ -50,27 +50,73 @@ def read_params(path: Path | str) -> dict[str, Any]:
 def load_config(cls: type[T], section: str, path: Path | str = "params.yaml",
                 overrides: list[str] | tuple[str, ...] = (), profile: str | None = None) -> T:
     """Build `cls` from params.yaml (see module docstring)."""
+    values: dict[str, Any] = {}
+    for _, layer in config_layers(cls, section, path, overrides, profile):
+        values.update(layer)
+    cfg = build_config(cls, values, where=f"{path}:{section}")
+    check_outputs(cfg)
+    return cfg
+
+
+def config_layers(cls: type, section: str, path: Path | str = "params.yaml",
+                  overrides: list[str] | tuple[str, ...] = (), profile: str | None = None
+                  ) -> list[tuple[str, dict[str, Any]]]:
+    """The values that override the code defaults, in the order they apply, each with its source:
+    common.seed, params.yaml's section, the profile's section, then `--set`."""
     params = read_params(path) if Path(path).exists() or path != "params.yaml" else {}
     own, common_set = _split_overrides(overrides, section, params, path)
     common = {**_mapping(params.get("common"), "common", path), **common_set}
     profile = profile or common.get("profile")
     if profile is not None and not isinstance(profile, str):
         raise ConfigError(f"common.profile={_short(profile)} in {path}: give one profile name, e.g. cpu-tiny")
-    values: dict[str, Any] = {}
     names = {f.name for f in dataclasses.fields(cls)}
+    layers: list[tuple[str, dict[str, Any]]] = []
     if "seed" in names and "seed" in common:
-        values["seed"] = common["seed"]
-    values.update(_mapping(params.get(section), section, path))
+        layers.append(("common.seed" + (" (--set)" if "seed" in common_set else ""), {"seed": common["seed"]}))
+    layers.append((f"{Path(path).name}:{section}", _mapping(params.get(section), section, path)))
     if profile:
         profiles = _mapping(params.get("profiles"), "profiles", path)
         if profiles and profile not in profiles:
             raise ConfigError(f"unknown profile {profile!r} in {path}; try one of: {', '.join(map(str, profiles))}")
         chosen = _mapping(profiles.get(profile), f"profiles.{profile}", path)
-        values.update(_mapping(chosen.get(section), f"profiles.{profile}.{section}", path))
-    values.update(own)
-    cfg = build_config(cls, values, where=f"{path}:{section}")
-    check_outputs(cfg)
-    return cfg
+        layers.append((f"profile {profile}", _mapping(chosen.get(section), f"profiles.{profile}.{section}", path)))
+    layers.append(("--set", own))
+    return layers
+
+
+def effective_config(cls: type, section: str, path: Path | str = "params.yaml",
+                     overrides: list[str] | tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Every field of the stage's config as it runs: name, value, where the value came from (code default,
+    params.yaml, profile, --set) and the help its declaration carries."""
+    cfg = load_config(cls, section, path, overrides)
+    source = {f.name: "code default" for f in dataclasses.fields(cls)}
+    for name, layer in config_layers(cls, section, path, overrides):
+        for key in layer:
+            source[key] = name
+    helps = field_help(cls)
+    values = config_dict(cfg)
+    return [{"name": f.name, "value": values[f.name], "source": source[f.name], "help": helps.get(f.name, "")}
+            for f in dataclasses.fields(cls)]
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """A field's help is the comment on its declaration line (`name: type = default  # help`), declared
+    once in the config class (or the base class that declares it)."""
+    import inspect
+    import re
+
+    out: dict[str, str] = {}
+    pattern = re.compile(r"^\s+(\w+)\s*:[^#]*#\s*(.+)$")
+    for klass in reversed(cls.__mro__):
+        try:
+            lines = inspect.getsource(klass).splitlines()
+        except (OSError, TypeError):
+            continue
+        for line in lines:
+            m = pattern.match(line)
+            if m:
+                out[m.group(1)] = m.group(2).strip()
+    return out
 
 
 # Config fields that name what a stage writes: refused before any work when the path holds something that

@@ -53,7 +53,7 @@ class TrainerSettings:
     plots_dir: Path
     max_steps: int                            # optimizer steps
     gradient_accumulation_steps: int = 1      # micro-steps per optimizer step
-    learning_rate: float
+    learning_rate: float                      # peak learning rate of the scheduler
     lr_scheduler: Scheduler = "constant_with_warmup"
     warmup_ratio: float                       # fraction of max_steps
     weight_decay: float = 0.0

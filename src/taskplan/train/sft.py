@@ -39,7 +39,7 @@ class SftConfig(TrainerSettings):
     metrics_path: Path = Path("metrics/sft.json")
     plots_dir: Path = Path("plots/sft")
     max_steps: int = 1500
-    learning_rate: float = 1e-2                 # high: the tiny model starts from random weights
+    learning_rate: float = 1e-2                 # peak learning rate (the profiles set their own)
     warmup_ratio: float = 0.02
     save_steps: int = 250
     eval_every: int = 250

@@ -4,8 +4,8 @@ differs from the dataclass default is a listed pipeline choice (anything else is
 from __future__ import annotations
 
 import dataclasses
-import json
 import importlib
+import json
 from pathlib import Path
 
 import yaml

@@ -1,4 +1,4 @@
-"""The kitchen commands of the `taskplan` console script (contracts of DESIGN.md)."""
+"""The kitchen commands of the `taskplan` console script (contracts of docs/pipeline.md 3)."""
 
 import json
 import os

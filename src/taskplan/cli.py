@@ -35,7 +35,7 @@ quiet_env()   # telemetry off, hub offline (taskplan.env): before any library re
 
 TaskOpt = Annotated[Optional[str], typer.Option("--task", help="Task name, e.g. cheeseburger (see `taskplan tasks`).")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seeded random layout (evaluation: 42, 84, ..., 420).")]
-LayoutOpt = Annotated[Optional[str], typer.Option("--layout", help="'default': the spec's unrandomized layout.")]
+LayoutOpt = Annotated[Optional[str], typer.Option("--layout", help="'default': the task's unrandomized default layout.")]
 InstanceOpt = Annotated[Optional[Path], typer.Option("--instance", help="Instance JSON file (see `taskplan instance`).")]
 LegacyOpt = Annotated[bool, typer.Option("--legacy-skip", help="Reproduce the original's skipped timer tick.")]
 

@@ -46,7 +46,7 @@ def test_invalid_text_is_not_executed_and_costs_no_step():
     obs2, reward, terminated, truncated, info = env.step("Fly to the moon")
     assert obs2 == obs and reward == 0.0 and not terminated and not truncated
     assert info["valid"] is False and info["steps"] == 0 and "not valid" in info["error"]
-    _, _, _, _, info = env.step("  Do nothing  ")   # surrounding whitespace is trimmed (spec 9)
+    _, _, _, _, info = env.step("  Do nothing  ")   # surrounding whitespace is trimmed (docs/kitchen.md 9)
     assert info["valid"] is True and info["steps"] == 1
 
 

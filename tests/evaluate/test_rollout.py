@@ -1,4 +1,4 @@
-"""Batched rollouts under the original episode protocol (spec KITCHEN.md 9)."""
+"""Batched rollouts under the original episode protocol (docs/kitchen.md 9)."""
 
 from __future__ import annotations
 

@@ -94,7 +94,7 @@ def test_step_cap_covers_the_optimum_on_evaluation_seeds():
 
 
 # Optimum of every task's default layout (planner, issue 16; <= the listed optimum, which is not always
-# minimal: spec 10.7). S8's goal omits the tomatoes (literal, spec 10.6), hence 39 < 63.
+# minimal: docs/kitchen.md 10.7). S8's goal omits the tomatoes (literal, docs/kitchen.md 10.6), hence 39 < 63.
 DEFAULT_OPTIMA = {
     "cheese_sandwich": 8, "lettuce_sandwich": 14, "lettuce_tomato_sandwich": 24, "burger": 8, "cheeseburger": 15,
     "double_cheeseburger": 23, "lettuce_tomato_cheeseburger": 35, "two_lettuce_chicken_sandwich": 43,

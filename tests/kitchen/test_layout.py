@@ -1,4 +1,4 @@
-"""Instances: default layouts as spec 7.3 lists them, seeded layouts, instance-file validation."""
+"""Instances: default layouts as docs/kitchen.md 7.3 lists them, seeded layouts, instance-file validation."""
 
 import json
 
@@ -11,7 +11,7 @@ from taskplan.kitchen.tasks import EVAL_SEEDS, all_tasks, get_task, task_names
 
 
 def describe(task: str) -> str:
-    """The spec 7.3 notation of a default layout: table1*[bread1/bread2] ..."""
+    """The docs/kitchen.md 7.3 notation of a default layout: table1*[bread1/bread2] ..."""
     world, state = build(default_instance(task))
     flag = {"iscuttable": "cut", "iscookable": "cook", "isfryable": "fry", "isfryableifcut": "fic", "iscooked": "done"}
     inst = default_instance(task)

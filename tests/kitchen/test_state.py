@@ -1,4 +1,4 @@
-"""Preconditions and effects of every action, timers, cutting, frying, soups (spec KITCHEN.md 3)."""
+"""Preconditions and effects of every action, timers, cutting, frying, soups (docs/kitchen.md 3)."""
 
 from taskplan.kitchen.env import KitchenEnv
 from tests.kitchen.helpers import kitchen, run

@@ -3,7 +3,7 @@
     compact_observation(env.observation())   # str -> str, a pure function of the text
 
 The `compact` prompt style (the cpu-tiny profile's) rewrites the observation the
-environment prints (spec KITCHEN.md 5) before it goes into the prompt. It drops
+environment prints (docs/kitchen.md 5) before it goes into the prompt. It drops
 only the lines that the pile of each station already says, and strips the
 repeated subject name from the rest:
 
@@ -29,7 +29,7 @@ _HEADERS = ("Station ", "Item ", "Player ", "Container ", "Meal ")
 
 
 def compact_observation(text: str) -> str:
-    """The compact form of one observation (unchanged if it is not in the spec's block format)."""
+    """The compact form of one observation (unchanged if it is not in the block format of docs/kitchen.md 5)."""
     blocks = text.split("\n\n")
     objects: list[tuple[str, str, list[str]]] = []    # (type, name, fact phrases without the name)
     tail: list[str] = []

@@ -1,6 +1,6 @@
 """The one prompt shape shared by the dataset, training and multi-turn evaluation.
 
-ReAct-style (spec KITCHEN.md 9): a system message with the kitchen's rules and
+ReAct-style (docs/kitchen.md 9): a system message with the kitchen's rules and
 recipe hints, then per turn one user message holding the previous turn's
 reasoning and action (history reduced to one turn), an `Error Feedback:` line
 when the last reply was rejected, and the current observation. The expected

@@ -7,7 +7,7 @@
     episode_reasonings(episode, 1)     # one reasoning per step of a trajectory episode
 
 The agent protocol asks for a `Reasoning:` part before the `Action:` line
-(spec KITCHEN.md 9). With reasoning on, an expert reply is
+(docs/kitchen.md 9). With reasoning on, an expert reply is
 
     Reasoning: next: Stack patty1 on top of bottombun1 using robot1; at: table2
     Action: Move robot1 from fryer1 to table2

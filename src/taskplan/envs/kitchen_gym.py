@@ -12,7 +12,7 @@ only seeds Gymnasium's RNG (the kitchen has no randomness of its own).
 - Observation: the observation text the agent protocol shows (state, valid
   actions, goal), a `spaces.Text` over the domain's characters.
 - Action: one action string, trimmed. An invalid string is not executed and
-  costs no step (spec KITCHEN.md 9); `info["valid"]` is False and the
+  costs no step (docs/kitchen.md 9); `info["valid"]` is False and the
   observation is unchanged. `invalid_limit` optionally truncates an episode
   after that many invalid strings (off by default: the original makes them free).
 - Reward 1.0 on the step that reaches the goal, else 0.0; `terminated` then.

@@ -3,7 +3,7 @@
     doc = {"sft": task_table(episodes)}      # the metrics/eval.json shape
     flat = flat_metrics(doc)                 # {"eval/sft/burger/sr": 0.7, ...} for MLflow
 
-Definitions (DESIGN.md, as in the paper):
+Definitions (docs/pipeline.md 4, as in the paper):
 - `sr`: successful episodes / episodes.
 - `asat`: mean steps over all episodes, a failed episode counting as the cap.
 - `asst`: mean steps over successful episodes only; null when none succeeded.
@@ -104,7 +104,7 @@ def flat_metrics(doc: Mapping[str, Mapping[str, Mapping[str, Any]]], prefix: str
 
 
 def check_contract(doc: Mapping[str, Any]) -> list[str]:
-    """Problems with an eval.json document (empty when it follows DESIGN.md's contract)."""
+    """Problems with an eval.json document (empty when it follows the contract of docs/pipeline.md 4)."""
     problems = []
     if not isinstance(doc, Mapping):
         return ["top level is not an object {policy: {task: metrics}}"]

@@ -7,8 +7,8 @@ Plots (matplotlib, Agg backend): SR by policy and task, ASAT/ASST by policy
 and task, the cross-task SR heatmap, and the product bound against the
 measured SR in minimal steps. The CSVs are long tables that `dvc plots` can
 draw (`eval.csv`: one row per policy and task; `cross_task.csv`: one row per
-train/eval pair). The candidate-vs-baseline verdict (mean SR over tasks, at
-least the baseline's and above zero) goes to `metrics/compare.json`; promotion
+train/eval pair). The candidate-vs-baseline verdict (mean SR over tasks,
+strictly higher than the baseline's) goes to `metrics/compare.json`; promotion
 reads it.
 """
 

@@ -1,4 +1,4 @@
-"""Batched multi-turn rollouts under the original episode protocol (spec KITCHEN.md 9).
+"""Batched multi-turn rollouts under the original episode protocol (docs/kitchen.md 9).
 
     episodes = run_episodes(policy, [EpisodeSpec("burger", 42), ...], RolloutSettings())
     write_transcripts("outputs/transcripts/sft.jsonl", episodes)

@@ -6,7 +6,7 @@
 `run_evaluate` plays every (task, seed) episode of every policy in
 `cfg.policies` (batched, see rollout.py), computes SR/ASAT/ASST per task
 (metrics.py), adds each instance's true optimum from the planner and, for
-model policies, the mean product bound (bound.py). It writes the DESIGN.md
+model policies, the mean product bound (bound.py). It writes the docs/pipeline.md 4
 contract `{policy: {task: {"sr", "asat", "asst", "episodes",
 "invalid_actions", "bound", ...}}}` and one transcript JSONL per policy.
 
@@ -69,8 +69,8 @@ class EvalSettings:
     history: bool = True                 # previous action (+ reasoning) in the prompt, as in training rows
     prompt_style: str = "full"           # full | short | compact (match build_dataset.prompt_style)
     reasoning: int = 0                   # subgoals in expert replies (= build_dataset.reasoning)
-    max_retries: int = 5                 # invalid replies in a row that exhaust a turn (spec 9)
-    max_exhausted: int = 3               # exhausted turns that fail the episode (spec 9)
+    max_retries: int = 5                 # invalid replies in a row that exhaust a turn (docs/kitchen.md 9)
+    max_exhausted: int = 3               # exhausted turns that fail the episode (docs/kitchen.md 9)
     batch_size: int = 40                 # episodes advanced together = generation batch (1: one at a time)
     max_new_tokens: int = 48             # reply budget (reasoning line + "Action: ..." is ~30 domain tokens)
     temperature: float = 0.0             # 0 = greedy decoding

@@ -3,7 +3,7 @@
     min_assignment([(4, 9, 6), (4, 9, 6)])   # two roles, three objects -> 4 + 6 = 10
 
 A goal's placeholders of one kind must be filled by *different* objects
-(distinct tags => distinct objects, spec KITCHEN.md 6), so the cheapest way
+(distinct tags => distinct objects, docs/kitchen.md 6), so the cheapest way
 to fill k roles of a kind is a minimum-cost matching of roles to objects, not
 k times the cheapest object. Charging every role the cheapest object (what the
 bound did before) is admissible but loose: with two lettuces, one nearly cut on

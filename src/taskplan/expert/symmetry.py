@@ -5,7 +5,7 @@
 
 Why it is sound: nothing in the kitchen's rules or in a goal depends on *which*
 object of a kind plays a part (goals bind placeholders existentially by kind,
-spec KITCHEN.md 6; actions test kinds and facts only). So renaming items of
+docs/kitchen.md 6; actions test kinds and facts only). So renaming items of
 one kind among themselves, and stations of one kind among themselves, maps
 states onto states, valid actions onto valid actions and goal states onto goal
 states; the distance to the goal is the same for every member of a class. The

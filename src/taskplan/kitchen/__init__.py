@@ -1,4 +1,4 @@
-"""Text kitchen with Robotouille semantics (spec KITCHEN.md)."""
+"""Text kitchen with Robotouille semantics (docs/kitchen.md)."""
 
 from taskplan.kitchen.env import KitchenEnv, resolve_instance
 from taskplan.kitchen.parse import ParsedAction, parse_action

@@ -1,7 +1,7 @@
 """The kitchen's vocabulary: object kinds, predicate phrases, action templates.
 
-Everything here is part of the observable interface of Robotouille (spec
-KITCHEN.md sections 1-3) and must match the original text exactly.
+Everything here is part of the observable interface of Robotouille (docs/kitchen.md
+sections 1-3) and must match the original text exactly.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ CONTAINER_KINDS = ("pot", "bowl")
 MEAL_KINDS = ("water",)
 PLAYER_KINDS = ("robot",)
 
-# Flags a layout may give an item at the start (spec 1.3).
+# Flags a layout may give an item at the start (docs/kitchen.md 1.3).
 ITEM_FLAGS = ("iscuttable", "iscookable", "isfryable", "isfryableifcut", "iscooked")
 
-# "is a ..." phrases of the identity predicates (spec section 2, rows 1-16, 25-27).
+# "is a ..." phrases of the identity predicates (docs/kitchen.md 2, rows 1-16, 25-27).
 KIND_PHRASE = {
     "table": "a table", "stove": "a stove", "board": "a cutting board", "fryer": "a fryer", "sink": "a sink",
     "robot": "a robot",
@@ -44,7 +44,7 @@ FLAG_PHRASE = (
     (CUT, "is cut"),
 )
 
-# Action schemas in valid-action order (spec section 3).
+# Action schemas in valid-action order (docs/kitchen.md 3).
 MOVE, PICK_ITEM, PLACE_ITEM, PICK_CONTAINER, PLACE_CONTAINER, COOK, CUT_ACTION, FRY, FILL_POT, BOIL, ADD_TO, \
     FILL_BOWL, STACK, UNSTACK, WAIT = range(15)
 ACTION_TEMPLATES = (
@@ -66,6 +66,6 @@ ACTION_TEMPLATES = (
 )
 WAIT_TEXT = "Do nothing"
 
-# Timing constants the original engine uses regardless of task-file settings (spec 3.2, 10.1).
+# Timing constants the original engine uses regardless of task-file settings (docs/kitchen.md 3.2, 10.1).
 TIMER_TICKS = 4
 CUTS_NEEDED = 3

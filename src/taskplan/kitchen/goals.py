@@ -1,10 +1,10 @@
-"""Goal semantics (spec KITCHEN.md 6): existential match of typed placeholders.
+"""Goal semantics (docs/kitchen.md 6): existential match of typed placeholders.
 
 A goal is a list of positive literals over placeholders `<kind><tag>`. Same
 tag = same object; different tags of one kind = different objects; any object
 of the kind may be used (seeded distractors too); `water` binds to `water1`.
 We match with a small backtracking search instead of the original's up-front
-expansion of every assignment (same semantics, spec 10.9).
+expansion of every assignment (same semantics, docs/kitchen.md 10.9).
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """Kitchen instances: the JSON instance format, validation, naming, seeded layouts.
 
-An instance is one kitchen as JSON (DESIGN.md "Instance files"):
+An instance is one kitchen as JSON (docs/pipeline.md 3, "instance file"):
 `{"task", "width", "height", "stations": [{"kind","x","y"}], "items": [{"kind",
 "x","y","level","flags"}], "containers": [{"kind","x","y"}], "robot": {"x","y",
-"facing": [dx, dy]}}`. Names come from the spec's position sort (x, then y;
+"facing": [dx, dy]}}`. Names come from the position sort of docs/kitchen.md 1.2 (x, then y;
 items on one cell by level), never from the file.
 
-`seeded_instance(task, seed)` implements the distribution of spec section 8
+`seeded_instance(task, seed)` implements the distribution of docs/kitchen.md 8
 with our own `random.Random(seed)` (bit-exact parity with the original's 200
-seeded instances is a non-goal, spec 10.11): distractor stations and items,
+seeded instances is a non-goal, docs/kitchen.md 10.11): distractor stations and items,
 task objects at random cells, reachability kept, robot beside a station, every
 pile flattened; a failed draw retries with seed + 1.
 """
@@ -120,7 +120,7 @@ def validate_instance(data: dict, where: str = "instance") -> None:
 
 
 def build(instance: dict, legacy_skip: bool = False) -> tuple[World, State]:
-    """Name the objects by position sort and build the initial World and State (spec 1.2, 4)."""
+    """Name the objects by position sort and build the initial World and State (docs/kitchen.md 1.2, 4)."""
     task = get_task(instance["task"])
     st_sorted = sorted(instance["stations"], key=lambda s: (s["x"], s["y"]))
     it_sorted = sorted(instance["items"], key=lambda i: (i["x"], i["y"], i.get("level", 0)))
@@ -160,7 +160,7 @@ def default_instance(task: Task | str) -> dict:
 
 
 def seeded_instance(task: Task | str, seed: int) -> dict:
-    """The task on a random layout drawn from spec section 8's distribution (deterministic in seed)."""
+    """The task on a random layout drawn from the distribution of docs/kitchen.md 8 (deterministic in seed)."""
     task = get_task(task) if isinstance(task, str) else task
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise InstanceError(f"seed {seed!r} must be a non-negative integer")

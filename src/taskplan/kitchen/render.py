@@ -1,4 +1,4 @@
-"""Observation text (spec KITCHEN.md 5), byte-compatible with Robotouille's.
+"""Observation text (docs/kitchen.md 5), byte-compatible with Robotouille's.
 
 Object blocks (stations, items, player, containers, meals), one line per true
 fact in predicate order, then `Valid Actions:` and `Goal: ...`, no trailing

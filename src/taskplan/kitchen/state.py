@@ -1,4 +1,4 @@
-"""Kitchen state and transition function (Robotouille semantics, spec KITCHEN.md 2-3).
+"""Kitchen state and transition function (Robotouille semantics, docs/kitchen.md 2-3).
 
 A `World` is the static part of one kitchen instance (object names, kinds,
 initial flags). A `State` is an immutable, hashable tuple of everything that can
@@ -6,9 +6,9 @@ change, including the hidden progress of pending processes (timer ticks per
 (item, stove), cut counts per item), so two states are equal exactly when every
 future behaves the same. `step(world, state, action)` applies one *valid*
 action: immediate effects, then the action update of its processes, then one
-tick of the pending list (spec 3.3).
+tick of the pending list (docs/kitchen.md 3.3).
 
-Decisions (where the spec leaves a choice, we follow Robotouille):
+Decisions (docs/kitchen.md 10; where there is a choice, we follow Robotouille):
 - Timers take 4 ticks, counting the triggering step; cutting takes 3 Cut actions
   (task-file `cook_time`/`num_cuts` are ignored, as in the original).
 - Re-processing is allowed (Cook on a cooked item, Cut on a cut item ...); the cut
@@ -78,7 +78,7 @@ Action = tuple[int, int, int, int, int]          # (schema, station, a, b, meal)
 
 @dataclass(frozen=True)
 class World:
-    """The static part of one instance; names are assigned by the spec's position sort."""
+    """The static part of one instance; names are assigned by the position sort (docs/kitchen.md 1.2)."""
 
     task: str
     goal_text: str
@@ -136,7 +136,7 @@ def meals_in(state: State, c: int) -> list[int]:
 
 
 def valid_actions(world: World, state: State) -> list[Action]:
-    """All valid actions in the spec's order: schema, then object order; `Do nothing` last."""
+    """All valid actions in the order of docs/kitchen.md 5: schema, then object order; `Do nothing` last."""
     r, held, piles = state.robot, state.held, state.piles
     n_items = world.n_items
     kind = world.station_kinds[r]
@@ -234,7 +234,7 @@ def step(world: World, state: State, action: Action) -> State:
         return State(robot, held, piles, cont_at, flags, added, meals, pending)
     w = _Work(piles, cont_at, list(flags), list(meals))
     procs = list(pending)
-    for key in new_procs:  # spec 3.3 step 3: reuse a pending process with the same identity key
+    for key in new_procs:  # docs/kitchen.md 3.3 step 3: reuse a pending process with the same identity key
         for p in procs:
             if p[:4] == key:
                 break
@@ -244,7 +244,7 @@ def step(world: World, state: State, action: Action) -> State:
         procs[idx] = _update(w, procs[idx], active=True)
     kept = []
     skip = False
-    for p in procs:  # spec 3.3 step 4: tick
+    for p in procs:  # docs/kitchen.md 3.3 step 4: tick
         if skip:
             kept.append(p)
             skip = False

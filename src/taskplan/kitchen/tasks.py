@@ -1,4 +1,4 @@
-"""Task catalogue (spec KITCHEN.md 7): goals, listed optima, step caps, default layouts.
+"""Task catalogue (docs/kitchen.md 7): goals, listed optima, step caps, default layouts.
 
 Ten synchronous tasks (S0-S9) and ten asynchronous ones (A0-A9) are the
 evaluation suite; `lettuce_cheeseburger` and the two one-shot example tasks
@@ -8,9 +8,9 @@ optimum, kept out of held-out evaluation.
 Decisions:
 - S1's goal file names a cheese with the lettuce's tag; the original resolves
   tags first, so the literal means "bread atop the lettuce" and that is the
-  chain we check (spec 7.1 note 2).
+  chain we check (docs/kitchen.md 7.1 note 2).
 - S8 is literal: its goal does not mention tomatoes, so tomatoes are not
-  checked (fidelity with the original; spec 10.6).
+  checked (fidelity with the original; docs/kitchen.md 10.6).
 - The step cap is ceil(1.5 x listed optimum), the same for every seed; extras
   without a listed optimum have no cap of their own (evaluation uses 1.5 x the
   instance's true optimum for them).

@@ -9,7 +9,7 @@ digit (an object name such as `table3`, with its leading space) is always its
 own pre-token, so it becomes exactly one token; a run of plain words between
 names (` has no players at it`, ` directly on top of it`) is one pre-token too,
 so BPE may merge frequent phrases. Observations come out at ~420 tokens
-(DESIGN.md's word-by-word figure is ~480; the system prompt shrinks from ~180
+(docs/pipeline.md 8's word-by-word figure is ~480; the system prompt shrinks from ~180
 to ~90), which makes cpu-tiny training about 1.6x cheaper per row. The chat
 template is Qwen's ChatML (`<|im_start|>role\n...<|im_end|>\n`), so prompts
 look the same to the tiny model and to Qwen2.5-Instruct; `<|im_end|>` is the

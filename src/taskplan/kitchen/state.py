@@ -235,7 +235,7 @@ def step(world: World, state: State, action: Action) -> State:
     w = _Work(piles, cont_at, list(flags), list(meals))
     procs = list(pending)
     for key in new_procs:  # docs/kitchen.md 3.3 step 3: reuse a pending process with the same identity key
-        for p in procs:
+        for idx, p in enumerate(procs):  # noqa: B007 (idx is used after the loop's break)
             if p[:4] == key:
                 break
         else:

@@ -100,21 +100,23 @@ def unreadable_files(tmp_path):
     return {"directory": root, "loop": loop, "binary": root / "bin.json", "deep": root / "deep.json"}
 
 
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """Run `taskplan ARGS...` in this process: returns (exit code, stdout, stderr)."""
+def run_main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """Run `taskplan ARGS...` in this process: (exit code, stdout, stderr)."""
     import sys
 
     from taskplan.cli import main
 
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["taskplan", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as ex:
-            code = ex.code or 0
-        out = capsys.readouterr()
-        return code, out.out, out.err
+    monkeypatch.setattr(sys, "argv", ["taskplan", *map(str, args)])
+    try:
+        main()
+        code = 0
+    except SystemExit as ex:
+        code = ex.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
-    return run
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """`cli(*args)`: run_main with this test's monkeypatch and capsys."""
+    return lambda *args: run_main(monkeypatch, capsys, *args)

@@ -9,19 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from taskplan.cli import main
 from taskplan.kitchen.tasks import get_task
-
-
-def run_main(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["taskplan", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as ex:
-        code = ex.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from tests.conftest import run_main
 
 
 def test_tasks_json_contract(monkeypatch, capsys):

@@ -32,6 +32,8 @@ PIPELINE_CHOICES = {
     ("evaluate", "single_turn_datasets"): "the pipeline's validation rows, judged by kind and outcome",
     ("evaluate", "holdout_policies"): "the candidate also plays 50 more held-out seeds",
     ("evaluate", "holdout_num_seeds"): "50 more held-out seeds for the candidate",
+    ("evaluate", "single_turn_path"): "the pipeline names the file (a library call writes none)",
+    ("evaluate", "holdout_path"): "the pipeline names the file (a library call writes none)",
     ("compare", "training"): "the frozen sft_control stage's metrics join the training table",
     ("pipeline", "stages"): "listed for readers; the default (empty) means all of dvc.yaml's, the same list",
 }

@@ -74,12 +74,12 @@ def params(stage: Annotated[Optional[str], typer.Argument(help="One section, e.g
         doc[name] = effective_config(getattr(importlib.import_module(mod), cls), name, params_file,
                                      list(overrides or []))
     if as_json:
-        typer.echo(json.dumps(doc))
+        typer.echo(json.dumps(doc, default=str))
         return
     for name, rows in doc.items():
         typer.echo(f"[{name}]")
         for r in rows:
-            value = json.dumps(r["value"])
+            value = json.dumps(r["value"], default=str)
             typer.echo(f"  {r['name']:28} = {value:32} ({r['source']})" + (f"  # {r['help']}" if r["help"] else ""))
 
 

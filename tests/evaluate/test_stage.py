@@ -71,7 +71,7 @@ def test_specs_come_from_the_suite_unless_given(tmp_path):
     assert [s.key for s in resolve_specs((), (), suite)] == ["burger/42", "burger/84"]
     assert len(resolve_specs((), (), None)) == 40, "paper tasks x 10 evaluation seeds"
     assert [s.key for s in resolve_specs(("cheeseburger",), (), suite)] == ["cheeseburger/42", "cheeseburger/84"]
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(ConfigError, match="no such file"):
         resolve_specs((), (), tmp_path / "missing.json")
 
 

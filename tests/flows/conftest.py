@@ -36,7 +36,8 @@ sft: {dataset_dir: outputs/single_turn, max_steps: 2, batch_size: 2, save_steps:
 grpo: {dataset_dir: outputs/single_turn, max_steps: 2, prompts_per_step: 1, num_generations: 2,
        max_completion_length: 4, save_steps: 1, eval_every: 0, val_rows: 2, val_max_new_tokens: 4}
 evaluate: {policies: [random, sft=models/sft, grpo=models/grpo], tasks: [cheese_sandwich], seeds: [42],
-           bound: false, max_new_tokens: 8, batch_size: 4, dtype: float32, cpu_threads: 1}
+           bound: false, max_new_tokens: 8, batch_size: 4, dtype: float32, cpu_threads: 1,
+           single_turn_path: metrics/single_turn.json, holdout_path: metrics/eval_holdout.json}
 compare: {}
 register: {verdict_path: null}    # compare passes only an SR above 0, which 2 training steps do not reach
 pipeline: {transcripts_sample: 3}

@@ -129,11 +129,11 @@ class EvaluateConfig(EvalSettings):
     merge: bool = False                  # keep other policies already present in out_path
     single_turn_datasets: tuple[Path, ...] = ()   # datasets whose validation rows are judged by kind and outcome
     single_turn_rows: int = 400          # how many rows of each, spread evenly (0: all)
-    single_turn_path: Path = Path("metrics/single_turn.json")   # {policy: {all|move|other|task/<t>: outcomes}}
+    single_turn_path: Path | None = None   # {policy: {all|move|other|task/<t>: outcomes}}; set: always written
     holdout_policies: tuple[str, ...] = ()   # also played on the extra held-out seeds (e.g. the candidate)
     holdout_seed_start: int = 500        # extra held-out seeds start, start + 1, ... (below the training range)
     holdout_num_seeds: int = 0           # how many (0: none)
-    holdout_path: Path = Path("metrics/eval_holdout.json")   # eval.json's layout, for those seeds
+    holdout_path: Path | None = None     # eval.json's layout for those seeds; set: always written ({} if none)
     out_path: Path = Path("metrics/eval.json")
     outputs_dir: Path = Path("outputs/eval")  # <policy>.jsonl transcripts, <policy>.bound.jsonl bounds
 
@@ -160,6 +160,10 @@ class EvaluateConfig(EvalSettings):
             raise ConfigError(f"evaluate.holdout_seed_start={self.holdout_seed_start}, holdout_num_seeds="
                               f"{self.holdout_num_seeds}: need non-negative values and seeds apart from the "
                               f"evaluation seeds (overlap: {clash[:5]})")
+        if self.single_turn_datasets and self.single_turn_path is None:
+            raise ConfigError("evaluate.single_turn_datasets is set but single_turn_path is not; name the file")
+        if self.holdout_policies and self.holdout_num_seeds and self.holdout_path is None:
+            raise ConfigError("evaluate.holdout_policies is set but holdout_path is not; name the file")
         if self.single_turn_rows < 0:
             raise ConfigError(f"evaluate.single_turn_rows={self.single_turn_rows}: use 0 (all rows) or a count")
 
@@ -257,12 +261,11 @@ def run_evaluate(cfg: EvaluateConfig, progress: Progress | None = None) -> Evalu
                 single_turn[policy.name] = single_turn_outcomes(policy, rows, cfg.planner_seconds)
         finally:
             release_policy(policy)
-    if holdout_specs:
-        atomic_write_json(cfg.holdout_path, holdout)
-        files.append(cfg.holdout_path)
-    if rows:
-        atomic_write_json(cfg.single_turn_path, single_turn)
-        files.append(cfg.single_turn_path)
+    # a named file is always written (a declared output of the stage), {} when nothing was asked for
+    for path, doc_part in ((cfg.holdout_path, holdout), (cfg.single_turn_path, single_turn)):
+        if path is not None:
+            atomic_write_json(path, doc_part)
+            files.append(path)
     atomic_write_json(cfg.out_path, doc)
     return EvaluateResult(doc, cfg.out_path, (cfg.out_path, *files), time.perf_counter() - start, cfg.policies)
 

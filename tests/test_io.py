@@ -11,6 +11,18 @@ from taskplan.errors import ConfigError, InstanceError
 from taskplan.io import atomic_dir, atomic_write_json, check_output_path, read_text_input, recover_dir
 
 
+def _device(path: Path) -> Path:
+    """A character device (same numbers as /dev/null) made inside the test's own folder, so a bug can
+    never move or replace a real system device."""
+    import stat as st
+
+    try:
+        os.mknod(path, st.S_IFCHR | 0o600, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+    return path
+
+
 def _fill(folder: Path, text: str) -> None:
     (folder / "weights.txt").write_text(text)
 
@@ -103,11 +115,11 @@ def test_outputs_never_replace_a_directory_fifo_or_device(tmp_path, kind):
     elif kind == "fifo":
         os.mkfifo(target)
     else:
-        target = Path("/dev/null")
+        target = _device(tmp_path / "out")
     with pytest.raises(ConfigError, match="output path"):
         atomic_write_json(target, {"a": 1})
     assert (target.is_dir() if kind == "dir" else not target.is_file())
-    assert [p.name for p in tmp_path.iterdir()] == ([] if kind == "device" else ["out"])
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 def test_output_over_a_regular_file_or_a_new_path_is_fine(tmp_path):
@@ -143,7 +155,7 @@ def test_an_output_folder_never_replaces_a_file_symlink_fifo_or_device(tmp_path,
     elif kind == "fifo":
         os.mkfifo(target)
     else:
-        target = Path("/dev/null")
+        target = _device(tmp_path / "out")
     before = sorted(p.name for p in tmp_path.iterdir())
     with pytest.raises(ConfigError, match=r"output folder .* exists and is a"):
         with atomic_dir(target) as tmp:

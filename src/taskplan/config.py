@@ -68,7 +68,7 @@ def config_layers(cls: type, section: str, path: Path | str = "params.yaml",
     common = {**_mapping(params.get("common"), "common", path), **common_set}
     profile = profile or common.get("profile")
     if profile is not None and not isinstance(profile, str):
-        raise ConfigError(f"common.profile={_short(profile)} in {path}: give one profile name, e.g. cpu-tiny")
+        raise ConfigError(f"common.profile={short_repr(profile)} in {path}: give one profile name, e.g. cpu-tiny")
     names = {f.name for f in dataclasses.fields(cls)}
     layers: list[tuple[str, dict[str, Any]]] = []
     if "seed" in names and "seed" in common:
@@ -203,13 +203,13 @@ def _yaml_value(item: str, raw: str) -> Any:
 
     try:
         value = yaml.safe_load(raw)
-        check_expanded_size(value, f"override {_short(item)}")
+        check_expanded_size(value, f"override {short_repr(item)}")
         return value
     except RecursionError:
-        raise ConfigError(f"override {_short(item)}: value nests too deeply; give a plain value or list") from None
+        raise ConfigError(f"override {short_repr(item)}: value nests too deeply; give a plain value or list") from None
     except yaml.YAMLError as err:
         where = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"override {_short(item)}: value {_short(raw)} is not valid YAML ({where}); quote strings, "
+        raise ConfigError(f"override {short_repr(item)}: value {short_repr(raw)} is not valid YAML ({where}); quote strings, "
                           "close brackets, e.g. --set 'evaluate.seeds=[42, 84]'") from None
 
 
@@ -231,36 +231,36 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint is Path:
         if isinstance(value, (str, Path)):
             return Path(value)
-        raise ConfigError(f"{where}={_short(value)}: expected a path string")
+        raise ConfigError(f"{where}={short_repr(value)}: expected a path string")
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}={_short(value)}: expected a list")
+            raise ConfigError(f"{where}={short_repr(value)}: expected a list")
         inner = args[0] if args else Any
         return tuple(_coerce(v, inner, where) for v in value)
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{where}={_short(value)}: expected one of {', '.join(map(repr, args))}")
+            raise ConfigError(f"{where}={short_repr(value)}: expected one of {', '.join(map(repr, args))}")
         return value
     if hint is float:
         if isinstance(value, str) and _looks_numeric(value):
-            raise ConfigError(f"{where}={_short(value)}: YAML reads this as a string, not a number; write it "
+            raise ConfigError(f"{where}={short_repr(value)}: YAML reads this as a string, not a number; write it "
                               f"with a dot and a signed exponent (e.g. 1.0e-3) or as a decimal (0.001)")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}={_short(value)}: expected a number")
+            raise ConfigError(f"{where}={short_repr(value)}: expected a number")
         if not math.isfinite(value):
             raise ConfigError(f"{where}={value!r}: expected a finite number")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}={_short(value)}: expected an integer")
+            raise ConfigError(f"{where}={short_repr(value)}: expected an integer")
         return value
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}={_short(value)}: expected true or false")
+            raise ConfigError(f"{where}={short_repr(value)}: expected true or false")
         return value
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}={_short(value)}: expected a string")
+            raise ConfigError(f"{where}={short_repr(value)}: expected a string")
         return value
     return value
 
@@ -293,7 +293,7 @@ def _looks_numeric(text: str) -> bool:
     return True
 
 
-def _short(value: Any, limit: int = 60) -> str:
+def short_repr(value: Any, limit: int = 60) -> str:
     """repr of a value for an error line, cut to `limit` characters (a value may be huge)."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."

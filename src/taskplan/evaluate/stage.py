@@ -220,7 +220,7 @@ def run_evaluate(cfg: EvaluateConfig, progress: Progress | None = None) -> Evalu
     holdout_specs: list[EpisodeSpec] = []
     if cfg.holdout_policies and cfg.holdout_seeds:
         if cfg.suite is not None:
-            lo, hi = _read_suite(cfg.suite).get("train_seed_range") or (0, 0)
+            lo, hi = read_suite(cfg.suite).get("train_seed_range") or (0, 0)
             inside = [s for s in cfg.holdout_seeds if lo <= s < hi]
             if inside:
                 raise ConfigError(f"evaluate holdout seeds {inside[:3]}... lie in the training seed range [{lo}, {hi}) "
@@ -288,7 +288,7 @@ def evaluate_policy(policy: Policy, specs: Sequence[EpisodeSpec], settings: Roll
 
 def resolve_specs(tasks: Sequence[str], seeds: Sequence[int], suite: Path | None) -> list[EpisodeSpec]:
     """Episodes of tasks x seeds; empty tasks/seeds come from the suite file (or the paper's defaults)."""
-    doc = _read_suite(suite) if suite is not None and (not tasks or not seeds) else {}
+    doc = read_suite(suite) if suite is not None and (not tasks or not seeds) else {}
     tasks = tuple(tasks) or tuple(doc.get("eval_tasks") or PAPER_TASKS)
     seeds = tuple(seeds) or tuple(doc.get("eval_seeds") or EVAL_SEEDS)
     return [EpisodeSpec(get_task(t).name, int(s)) for t in tasks for s in seeds]
@@ -352,10 +352,6 @@ def sr_line(doc: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
         mean = sum(srs) / len(srs) if srs else float("nan")
         parts.append(f"{name} SR {mean:.2f} [" + " ".join(f"{(m.get('sr') or 0):.1f}" for m in table.values()) + "]")
     return "; ".join(parts)
-
-
-def _read_suite(path: Path) -> dict:
-    return read_suite(path)
 
 
 def _existing(path: Path) -> dict:

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from taskplan.config import short_repr
 from taskplan.errors import ConfigError, DatasetError, ModelNotFoundError
 from taskplan.io import path_digest
 from taskplan.tracking.backend import configure, registry_lock, use_backend
@@ -138,12 +139,12 @@ def checked_scores(policy: str, task: str, row: Any) -> dict[str, Any]:
         raise DatasetError(f"{where}: not an object; rerun `taskplan evaluate`")
     episodes = row.get("episodes")
     if not _is_int(episodes) or episodes < 1:
-        raise DatasetError(f"{where}: episodes={_short(episodes)} is not a count >= 1; rerun `taskplan evaluate`")
+        raise DatasetError(f"{where}: episodes={short_repr(episodes, 40)} is not a count >= 1; rerun `taskplan evaluate`")
     sr, asat = row.get("sr"), row.get("asat")
     if not _is_number(sr) or not 0.0 <= sr <= 1.0:
-        raise DatasetError(f"{where}: sr={_short(sr)} is not a finite number in [0, 1]; rerun `taskplan evaluate`")
+        raise DatasetError(f"{where}: sr={short_repr(sr, 40)} is not a finite number in [0, 1]; rerun `taskplan evaluate`")
     if not _is_number(asat) or asat < 0:
-        raise DatasetError(f"{where}: asat={_short(asat)} is not a finite number >= 0; rerun `taskplan evaluate`")
+        raise DatasetError(f"{where}: asat={short_repr(asat, 40)} is not a finite number >= 0; rerun `taskplan evaluate`")
     return {"sr": float(sr), "asat": float(asat), "episodes": int(episodes)}
 
 
@@ -163,11 +164,6 @@ def _is_int(x: Any) -> bool:
 
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _short(x: Any) -> str:
-    text = repr(x)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def mean_scores(scores: Mapping[str, Mapping[str, Any]], tasks: Sequence[str]) -> tuple[float, float]:

@@ -1,5 +1,6 @@
-"""Atomic outputs and input reading (taskplan/io.py)."""
+"""Atomic outputs, input reading and content digests (taskplan/io.py)."""
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -8,7 +9,16 @@ import pytest
 
 from taskplan import io
 from taskplan.errors import ConfigError, InstanceError
-from taskplan.io import atomic_dir, atomic_write_json, check_output_path, read_text_input, recover_dir
+from taskplan.io import (
+    atomic_dir,
+    atomic_write_json,
+    check_output_path,
+    parse_json_text,
+    path_digest,
+    read_json_input,
+    read_text_input,
+    recover_dir,
+)
 
 
 def _device(path: Path) -> Path:
@@ -141,6 +151,65 @@ def test_read_text_input_gives_one_line_errors(tmp_path):
         assert "\n" not in str(info.value)
     (tmp_path / "ok.txt").write_text("héllo")
     assert read_text_input(tmp_path / "ok.txt", "plan file") == "héllo"
+
+
+def test_read_json_input_gives_one_line_errors_with_the_hint(tmp_path, unreadable_files):
+    (tmp_path / "bad.json").write_text("{nope")
+    cases = [(tmp_path / "bad.json", "not JSON"), (unreadable_files["deep"], "nested too deeply"),
+             (tmp_path / "absent.json", "no such file"), (unreadable_files["binary"], "not UTF-8")]
+    for path, fragment in cases:
+        with pytest.raises(InstanceError, match=fragment) as info:
+            read_json_input(path, "plan file", InstanceError, "write one again")
+        message = str(info.value)
+        assert "\n" not in message and message.startswith("cannot read plan file ") and \
+            message.endswith("; write one again")
+    with pytest.raises(ConfigError, match=r"cannot read record x\.json \(not JSON: .*\); check the path"):
+        parse_json_text("[1,", "x.json", "record")
+    (tmp_path / "ok.json").write_text('{"a": [1]}')
+    assert read_json_input(tmp_path / "ok.json", "record") == {"a": [1]}
+
+
+def _model_like_folder(root: Path) -> Path:
+    """A small fixed folder shaped like a model folder, with a cache and a lock file in it."""
+    root.mkdir()
+    (root / "sub").mkdir()
+    (root / "config.json").write_text('{"model_type": "qwen2"}\n')
+    (root / "model.safetensors").write_bytes(bytes(range(256)) * 3)
+    (root / "sub" / "tokenizer.json").write_text("{}")
+    (root / "cache-1.arrow").write_bytes(b"volatile")
+    (root / "x.lock").write_text("")
+    return root
+
+
+# Computed with the digest functions before they became one (tracking/registry.py `folder_digest`, io.py
+# `path_digest`): the registry finds a version again by the `model_digest` it was tagged with, and the
+# pipeline's cache keys and checkpoint fingerprints are built on the folder digest, so neither may move.
+REGISTRY_DIGEST = "5b7de900453a15fd67f5a451f72718d7f55c7f5a85c73c6bc9c0953f154d0a4b"
+FOLDER_DIGEST = "52361dcbab3fd81e34a6f31114aa3efa4de81a13fcb55118fa354fc7504c0909"
+
+
+def test_digests_of_a_fixed_folder_stay_what_they_were(tmp_path):
+    folder = _model_like_folder(tmp_path / "model")
+    assert path_digest(folder, flat=True) == REGISTRY_DIGEST
+    assert path_digest(folder) == FOLDER_DIGEST
+    config = folder / "config.json"
+    assert path_digest(config) == hashlib.sha256(config.read_bytes()).hexdigest(), "a file: sha256 of its bytes"
+    assert path_digest(tmp_path / "absent") == "missing"
+
+
+def test_the_registry_format_reads_every_file_and_the_cache_key_skips_volatile_ones(tmp_path):
+    folder = _model_like_folder(tmp_path / "model")
+    (folder / "x.lock").write_text("held")
+    (folder / "cache-1.arrow").write_bytes(b"rebuilt")
+    assert path_digest(folder) == FOLDER_DIGEST, "cache and lock files do not change the folder digest"
+    assert path_digest(folder, flat=True) != REGISTRY_DIGEST, "the registry's digest covers every byte"
+    (folder / "x.lock").write_text("")
+    (folder / "cache-1.arrow").write_bytes(b"volatile")
+    (folder / "sub" / "tokenizer.json").write_text("[]")
+    assert path_digest(folder) != FOLDER_DIGEST and path_digest(folder, flat=True) != REGISTRY_DIGEST
+    big = folder / "model.safetensors"
+    assert path_digest(big, quick_over=10).startswith(f"{big.stat().st_size}:"), "large files by size and mtime"
+    assert path_digest(big, quick_over=10, flat=True) == hashlib.sha256(big.read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize("kind", ["file", "symlink", "fifo", "device"])

@@ -202,16 +202,12 @@ def _play_loop(env: Any, parse_action: Any) -> None:
 
 def _read_actions(path: Path) -> list[str]:
     from taskplan.errors import InstanceError
-    from taskplan.io import read_text_input
+    from taskplan.io import parse_json_text, read_text_input
 
     text = read_text_input(path, "plan file", InstanceError, "pass --actions FILE", 16 << 20)
     if text.lstrip().startswith(("[", "{")):
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise InstanceError(f"plan file {path} is not valid JSON ({err.msg}); use one action per line") from None
-        except RecursionError:
-            raise InstanceError(f"plan file {path} nests too deeply; give a JSON list of action strings") from None
+        doc = parse_json_text(text, path, "plan file", InstanceError,
+                              "give a JSON list of action strings, or one action per line")
         doc = doc.get("actions", doc) if isinstance(doc, dict) else doc
         if not isinstance(doc, list) or not all(isinstance(a, str) for a in doc):
             raise InstanceError(f"plan file {path} must be a list of action strings")

@@ -8,7 +8,8 @@ file (or a new path) is ever written over by a file, and only a real folder by a
 folder: a symlink, FIFO, device or socket at an output path is refused in one line
 (`check_output_path`, `check_output_dir`), which `config.load_config` runs for every
 output field before a stage starts. Temporary names are unique per run.
-`read_text_input` reads a user-given text file with one-line errors.
+`read_text_input` and `read_json_input` read a user-given (or a stage's) file with one-line errors;
+`path_digest` is the one content digest of a file or folder.
 """
 
 from __future__ import annotations
@@ -142,7 +143,13 @@ def read_json_input(path: Path | str, what: str, error: type[TaskplanError] = Co
                     hint: str = "check the path", max_bytes: int = 16 << 20) -> Any:
     """A user-given JSON file through `read_text_input` (bounded, one-line errors); a file that is not
     JSON, or nests too deeply, is one line too."""
-    text = read_text_input(path, what, error, hint, max_bytes)
+    return parse_json_text(read_text_input(path, what, error, hint, max_bytes), path, what, error, hint)
+
+
+def parse_json_text(text: str, path: Path | str, what: str, error: type[TaskplanError] = ConfigError,
+                    hint: str = "check the path") -> Any:
+    """`text`, read from `path`, as JSON; not JSON or nested too deeply is the one-line error of
+    `read_json_input` (for a reader that looks at the text before deciding it is JSON)."""
     try:
         return json.loads(text)
     except ValueError as err:
@@ -222,25 +229,34 @@ def recover_dir(out_dir: Path | str) -> bool:
 
 
 def path_digest(path: Path | str, quick_over: int | None = None,
-                ignore: Callable[[str], bool] | None = None) -> str:
-    """sha256 over a file, or over a folder's files (relative names and contents); 'missing' if absent.
+                ignore: Callable[[str], bool] | None = None, *, flat: bool = False) -> str:
+    """sha256 of a file's bytes, or over a folder's files (relative names and contents); 'missing' if absent.
     Files that change without the content changing are skipped: HF datasets' map caches (cache-*.arrow),
     temp and lock files. With `quick_over`, larger files count by size and mtime only (a cache key that
     need not read a 3 GB model); without it every byte is read (a checkpoint's fingerprint). `ignore` skips
-    more files by their path relative to the folder (the pipeline passes `.dvcignore`'s patterns)."""
+    more files by their path relative to the folder (the pipeline passes `.dvcignore`'s patterns).
+
+    `flat=True` is the model registry's format (`model_digest` tags, tracking/registry.py): each file's
+    name and then its bytes in one sha256 stream, no file skipped, `quick_over` and `ignore` unused. It is
+    kept as it was because registered versions are found again by the digest they were tagged with."""
     path = Path(path)
     if path.is_file():
         st = path.stat()
-        if quick_over is not None and st.st_size > quick_over:
+        if quick_over is not None and st.st_size > quick_over and not flat:
             return f"{st.st_size}:{st.st_mtime_ns}"
         with open(path, "rb") as fh:
             return hashlib.file_digest(fh, "sha256").hexdigest()
     if not path.is_dir():
         return "missing"
     h = hashlib.sha256()
-    for sub in sorted(p for p in path.rglob("*") if p.is_file() and not _volatile(p.name)):
+    for sub in sorted(p for p in path.rglob("*") if p.is_file()):
         rel = sub.relative_to(path).as_posix()
-        if ignore is None or not ignore(rel):
+        if flat:
+            h.update(rel.encode() + b"\0")
+            with open(sub, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+        elif not _volatile(sub.name) and (ignore is None or not ignore(rel)):
             h.update(f"{rel}\0{path_digest(sub, quick_over)}\0".encode())
     return h.hexdigest()
 

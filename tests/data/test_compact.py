@@ -8,6 +8,15 @@ from taskplan.data.compact import compact_observation
 from taskplan.data.prompts import build_messages
 from taskplan.kitchen import KitchenEnv
 
+# The actions and the goal, which the compact observation keeps as they are.
+SPEC_TAIL = """Valid Actions:
+Move robot1 from table1 to stove1
+Move robot1 from table1 to board1
+Pick up tomato1 from table1 using robot1
+Do nothing
+
+Goal: Prepare a tomato patty snack on a table"""
+
 SPEC_EXAMPLE = """Station table1:
 table1 is a table
 table1 is occupied by robot1
@@ -45,13 +54,7 @@ robot1 is a robot
 robot1 is at table1
 robot1 is holding nothing
 
-Valid Actions:
-Move robot1 from table1 to stove1
-Move robot1 from table1 to board1
-Pick up tomato1 from table1 using robot1
-Do nothing
-
-Goal: Prepare a tomato patty snack on a table"""
+""" + SPEC_TAIL
 
 
 def test_spec_example_is_rewritten_line_per_object():
@@ -62,13 +65,7 @@ tomato1 is at table1, is a tomato, can be cut on a cutting board
 patty1 is at stove1, is a hamburger patty, can be cooked on a stove, is cooking
 robot1 is at table1, is a robot, is holding nothing
 
-Valid Actions:
-Move robot1 from table1 to stove1
-Move robot1 from table1 to board1
-Pick up tomato1 from table1 using robot1
-Do nothing
-
-Goal: Prepare a tomato patty snack on a table"""
+""" + SPEC_TAIL
 
 
 def test_piles_are_bottom_up_and_held_items_keep_their_lines():

@@ -88,7 +88,7 @@ def test_saved_dataset_validates_and_a_broken_one_fails(clean_trajectories, tmp_
 def test_gate_refuses_missing_failed_or_stale_reports(clean_trajectories, tmp_path):
     report = tmp_path / "report.json"
     cfg = _cfg(clean_trajectories, tmp_path, validation_report=report)
-    with pytest.raises(DatasetError, match="not found; run `taskplan validate`"):
+    with pytest.raises(DatasetError, match=r"no such file\); run `taskplan validate`"):
         run_build_dataset(cfg)
     report.write_text(json.dumps({"passed": False, "first_failure": "trajectories/step_unique: ..."}))
     with pytest.raises(DatasetError, match="says the data failed"):

@@ -8,18 +8,6 @@ import sys
 
 import pytest
 
-from taskplan.cli import main
-
-
-def _run_main(monkeypatch, capsys, *argv):
-    monkeypatch.setattr(sys, "argv", ["taskplan", *argv])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_info:
-        code = exit_info.code
-    return code, capsys.readouterr()
-
 
 def _params(tmp_path, policies="[random, expert]") -> str:
     path = tmp_path / "params.yaml"
@@ -51,32 +39,32 @@ def test_importing_the_evaluation_commands_is_light():
 
 
 @pytest.mark.smoke
-def test_evaluate_then_compare(monkeypatch, capsys, tmp_path):
+def test_evaluate_then_compare(cli, tmp_path):
     params = _params(tmp_path)
-    code, out = _run_main(monkeypatch, capsys, "evaluate", "--params", params)
-    assert code == 0 and out.out.startswith("evaluate: random SR") and out.out.count("\n") == 1
+    code, out, _ = cli("evaluate", "--params", params)
+    assert code == 0 and out.startswith("evaluate: random SR") and out.count("\n") == 1
     doc = json.loads((tmp_path / "metrics" / "eval.json").read_text())
     assert doc["expert"]["burger"]["sr"] == 1.0
 
-    code, out = _run_main(monkeypatch, capsys, "evaluate", "--params", params, "--set", "evaluate.seeds=[42]",
-                          "--set", "evaluate.policies=[expert]", "--set", "evaluate.merge=true", "--json")
-    assert code == 0 and json.loads(out.out)["expert"]["burger"]["episodes"] == 1, "--json prints one document"
+    code, out, _ = cli("evaluate", "--params", params, "--set", "evaluate.seeds=[42]",
+                       "--set", "evaluate.policies=[expert]", "--set", "evaluate.merge=true", "--json")
+    assert code == 0 and json.loads(out)["expert"]["burger"]["episodes"] == 1, "--json prints one document"
 
-    code, out = _run_main(monkeypatch, capsys, "compare", "--params", params, "--json")
+    code, out, _ = cli("compare", "--params", params, "--json")
     assert code == 0
-    result = json.loads(out.out)
+    result = json.loads(out)
     assert result["verdict"]["passed"] is True and result["files"][0].endswith("report.md")
 
 
-def test_missing_model_exits_2_with_one_line(monkeypatch, capsys, tmp_path):
+def test_missing_model_exits_2_with_one_line(cli, tmp_path):
     params = _params(tmp_path, policies=f"[random, sft={tmp_path / 'models' / 'sft'}]")
-    code, out = _run_main(monkeypatch, capsys, "evaluate", "--params", params)
-    assert code == 2 and out.err.startswith("taskplan: error:") and out.err.count("\n") == 1
-    assert "does not exist" in out.err
+    code, _, err = cli("evaluate", "--params", params)
+    assert code == 2 and err.startswith("taskplan: error:") and err.count("\n") == 1
+    assert "does not exist" in err
 
 
 @pytest.mark.parametrize("bad", ["corrupt", "api=http://"])
-def test_a_bad_policy_spec_fails_before_anything_is_written(monkeypatch, capsys, tmp_path, tiny_model_dir, bad):
+def test_a_bad_policy_spec_fails_before_anything_is_written(cli, tmp_path, tiny_model_dir, bad):
     import shutil
 
     corrupt = tmp_path / "models" / "sft"
@@ -88,21 +76,21 @@ def test_a_bad_policy_spec_fails_before_anything_is_written(monkeypatch, capsys,
     outputs.mkdir(parents=True)
     (outputs / "random.jsonl").write_text("earlier run\n")
     params = _params(tmp_path, policies=f"[random, '{spec}']")
-    code, out = _run_main(monkeypatch, capsys, "evaluate", "--params", params)
-    assert code == 2 and out.err.startswith("taskplan: error:") and out.err.count("\n") == 1, out.err
-    assert ("unreadable weights" if bad == "corrupt" else "names no host") in out.err
+    code, _, err = cli("evaluate", "--params", params)
+    assert code == 2 and err.startswith("taskplan: error:") and err.count("\n") == 1, err
+    assert ("unreadable weights" if bad == "corrupt" else "names no host") in err
     assert (outputs / "random.jsonl").read_text() == "earlier run\n", "random.jsonl was rewritten"
     assert not (tmp_path / "metrics").exists()
 
 
-def test_unknown_task_and_key_exit_2(monkeypatch, capsys, tmp_path):
+def test_unknown_task_and_key_exit_2(cli, tmp_path):
     params = _params(tmp_path)
-    code, out = _run_main(monkeypatch, capsys, "evaluate", "--params", params, "--set", "evaluate.tasks=[burgr]")
-    assert code == 2 and "unknown task 'burgr'" in out.err
-    code, out = _run_main(monkeypatch, capsys, "evaluate", "--params", params, "--set", "evaluate.polices=[random]")
-    assert code == 2 and "polices" in out.err
+    code, _, err = cli("evaluate", "--params", params, "--set", "evaluate.tasks=[burgr]")
+    assert code == 2 and "unknown task 'burgr'" in err
+    code, _, err = cli("evaluate", "--params", params, "--set", "evaluate.polices=[random]")
+    assert code == 2 and "polices" in err
 
 
-def test_compare_without_eval_json_exits_2(monkeypatch, capsys, tmp_path):
-    code, out = _run_main(monkeypatch, capsys, "compare", "--params", _params(tmp_path))
-    assert code == 2 and "run `taskplan evaluate` first" in out.err
+def test_compare_without_eval_json_exits_2(cli, tmp_path):
+    code, _, err = cli("compare", "--params", _params(tmp_path))
+    assert code == 2 and "run `taskplan evaluate` first" in err

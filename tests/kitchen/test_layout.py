@@ -136,7 +136,7 @@ def test_any_junk_value_anywhere_is_a_one_line_error_or_accepted():
 def test_unreadable_instance_files_are_one_line_errors(tmp_path, unreadable_files):
     f = unreadable_files
     for path, message in [(f["directory"], "a directory"), (f["loop"], "symbolic links"), (f["binary"], "not UTF-8"),
-                          (f["deep"], "nests too deeply"), (tmp_path / "absent.json", "no such file")]:
+                          (f["deep"], "nested too deeply"), (tmp_path / "absent.json", "no such file")]:
         with pytest.raises(InstanceError, match=message) as err:
             load_instance(path)
         assert "\n" not in str(err.value)

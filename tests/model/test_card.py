@@ -57,7 +57,7 @@ def test_card_states_data_training_size_and_per_task_numbers(records):
 def test_card_refuses_missing_records(records, tmp_path):
     from dataclasses import replace
 
-    with pytest.raises(ConfigError, match="not found; run the `pretrain` stage"):
+    with pytest.raises(ConfigError, match=r"no such file\); run the `pretrain` stage"):
         run_model_card(replace(records, train_metrics=tmp_path / "nope.json"))
     with pytest.raises(ConfigError, match="policy 'sft' is missing"):
         run_model_card(replace(records, policy="sft"))

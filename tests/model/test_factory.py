@@ -12,8 +12,10 @@ from taskplan.model import (
     ModelInitConfig,
     architecture_config,
     build_policy,
+    is_model_dir,
     load_policy,
     load_tokenizer,
+    model_folder_problem,
     num_parameters,
     qwen2_config,
     save_policy,
@@ -34,6 +36,22 @@ def test_folder_without_config_is_not_a_model(tmp_path):
         load_tokenizer(tmp_path / "empty")
 
 
+def test_one_answer_to_is_this_a_model_folder(tmp_path, tiny_model_dir):
+    folder = tmp_path / "m"
+    assert model_folder_problem(folder) == "does not exist"
+    folder.write_text("")
+    assert model_folder_problem(folder) == "is not a folder"
+    folder.unlink()
+    folder.mkdir()
+    assert "no config.json" in model_folder_problem(folder)
+    (folder / "config.json").write_text("{}")
+    (folder / "pytorch_model.bin").write_bytes(b"")
+    assert "no *.safetensors weights" in model_folder_problem(folder), "the loaders read safetensors only"
+    (folder / "model.safetensors").write_bytes(b"")
+    assert model_folder_problem(folder) is None and is_model_dir(folder), "it looks, it does not load"
+    assert is_model_dir(tiny_model_dir) and not is_model_dir(tiny_model_dir / "config.json")
+
+
 def test_corrupt_weights_are_a_one_line_error(tiny_model_dir, tmp_path):
     # given a copy of a good model folder whose safetensors file is garbage
     bad = tmp_path / "corrupt"
@@ -51,8 +69,9 @@ def test_folder_without_weights_is_a_one_line_error(tiny_model_dir, tmp_path):
     bad = tmp_path / "noweights"
     bad.mkdir()
     (bad / "config.json").write_text((tiny_model_dir / "config.json").read_text())
-    with pytest.raises(ModelNotFoundError, match="cannot load model"):
+    with pytest.raises(ModelNotFoundError, match=r"no \*\.safetensors weights") as err:
         load_policy(bad)
+    assert "\n" not in str(err.value)
 
 
 def test_unknown_hub_id_offline_is_a_one_line_error():

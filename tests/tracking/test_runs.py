@@ -287,3 +287,36 @@ def test_stage_command_logs_a_run_unless_tracking_is_off(mlflow_uri, tmp_path, m
     assert res.exit_code == 0, res.output
     runs = mlflow.search_runs(search_all_experiments=True, order_by=["start_time DESC"])
     assert len(runs) == before + 1 and runs.iloc[0]["tags.mlflow.runName"].startswith("generate__")
+
+
+def _git_checkout(folder: Path) -> str:
+    """A git checkout with one commit in `folder`; returns its HEAD."""
+    folder.mkdir()
+    git = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "first"], check=True)
+    return subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_runs_carry_their_command_commit_and_user_for_the_source_column(mlflow_uri, tmp_path, monkeypatch):
+    import mlflow
+
+    head = _git_checkout(tmp_path / "checkout")
+    monkeypatch.chdir(tmp_path / "checkout")
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/taskplan", "sft", "--set", "sft.model_dir=models/init"])
+    cfg, io = _train_outputs(tmp_path)
+    with pipeline_run("pipeline__burger__seed7") as parent:
+        child = log_stage("sft", cfg, FakeResult(metrics={}, history=[]), io, parent_run_id=parent.run_id)
+    client = mlflow.MlflowClient(tracking_uri=mlflow_uri)
+    for run_id in (parent.run_id, child):
+        tags = client.get_run(run_id).data.tags
+        # the UI shows a source name after its last '/': the subcommand, not a path of the command line
+        assert tags["mlflow.source.name"] == "taskplan sft" and tags["mlflow.source.type"] == "LOCAL"
+        assert tags["taskplan.command"] == "taskplan sft --set sft.model_dir=models/init"
+        assert tags["mlflow.source.git.commit"] == head
+        assert tags["mlflow.user"] and tags["mlflow.user"] != "unknown"
+
+    (tmp_path / "plain").mkdir()
+    monkeypatch.chdir(tmp_path / "plain")        # not a git checkout: no commit rather than a wrong one
+    child = log_stage("sft", cfg, FakeResult(metrics={}, history=[]), io)
+    assert "mlflow.source.git.commit" not in client.get_run(child).data.tags

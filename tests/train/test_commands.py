@@ -5,15 +5,6 @@ import sys
 
 import pytest
 
-from taskplan.cli import main
-
-
-def _run_main(monkeypatch, capsys, *argv):
-    monkeypatch.setattr(sys, "argv", ["taskplan", *argv])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return exit_info.value.code, capsys.readouterr()
-
 
 def _error_line(err: str) -> str:
     """The one error line main() prints (log lines may precede it); never a traceback."""
@@ -31,35 +22,34 @@ def test_importing_the_commands_is_light():
     assert out.strip() == "[]"
 
 
-def test_grpo_with_zero_beta_exits_2_with_one_line(monkeypatch, capsys, tmp_path):
+def test_grpo_with_zero_beta_exits_2_with_one_line(cli, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("common: {seed: 1}\ngrpo: {beta: 0.04}\n")
-    code, out = _run_main(monkeypatch, capsys, "grpo", "--params", str(params), "--set", "grpo.beta=0.0")
-    assert code == 2 and "beta" in _error_line(out.err)
+    code, _, err = cli("grpo", "--params", str(params), "--set", "grpo.beta=0.0")
+    assert code == 2 and "beta" in _error_line(err)
 
 
-def test_sft_with_a_missing_model_exits_2(monkeypatch, capsys, tiny_rows_dir, tmp_path):
+def test_sft_with_a_missing_model_exits_2(cli, tiny_rows_dir, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(f"sft:\n  dataset_dir: {tiny_rows_dir}\n  model_dir: {tmp_path / 'missing'}\n")
-    code, out = _run_main(monkeypatch, capsys, "sft", "--params", str(params))
-    assert code == 2 and "does not exist" in _error_line(out.err)
+    code, _, err = cli("sft", "--params", str(params))
+    assert code == 2 and "does not exist" in _error_line(err)
 
 
-def test_unknown_key_is_refused(monkeypatch, capsys, tmp_path):
+def test_unknown_key_is_refused(cli, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("sft: {max_stepz: 3}\n")
-    code, out = _run_main(monkeypatch, capsys, "sft", "--params", str(params))
-    assert code == 2 and "max_stepz" in _error_line(out.err)
+    code, _, err = cli("sft", "--params", str(params))
+    assert code == 2 and "max_stepz" in _error_line(err)
 
 
 @pytest.mark.smoke
-def test_model_init_command_writes_a_model(monkeypatch, capsys, tiny_rows_dir, tmp_path):
+def test_model_init_command_writes_a_model(cli, tiny_rows_dir, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(f"model_init:\n  dataset_dir: {tiny_rows_dir}\n  out_dir: {tmp_path / 'init'}\n"
                       "  hidden_size: 32\n  num_layers: 1\n  num_heads: 2\n  num_kv_heads: 1\n"
                       "  intermediate_size: 64\n  vocab_size: 400\n")
-    monkeypatch.setattr(sys, "argv", ["taskplan", "model-init", "--params", str(params)])
-    main()
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1 and out[0].startswith("model_init:")
+    code, out, _ = cli("model-init", "--params", params)
+    lines = out.strip().splitlines()
+    assert code == 0 and len(lines) == 1 and lines[0].startswith("model_init:")
     assert (tmp_path / "init" / "model.safetensors").exists()

@@ -13,7 +13,9 @@ Heavy imports (torch, transformers, matplotlib) happen inside the commands.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -28,10 +30,7 @@ def evaluate(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, 
     """Multi-turn episodes of each policy on tasks x seeds: SR/ASAT/ASST, bound -> metrics/eval.json."""
     from taskplan.evaluate.stage import EvaluateConfig, run_evaluate
 
-    cfg = load_config(EvaluateConfig, "evaluate", params, overrides or [])
-    with progress_bar("episodes", enabled=not as_json) as progress:
-        result = run_tracked("evaluate", cfg, params, track, run_evaluate, progress=progress)
-    typer.echo(json.dumps(result.doc) if as_json else result.summary())
+    _episodes("evaluate", EvaluateConfig, run_evaluate, params, overrides, as_json, track)
 
 
 @app.command("cross-task")
@@ -40,9 +39,16 @@ def cross_task(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None
     """Evaluate one model per training task on every evaluation task -> metrics/cross_task/<task>.json."""
     from taskplan.evaluate.cross_task import CrossTaskConfig, run_cross_task
 
-    cfg = load_config(CrossTaskConfig, "cross_task", params, overrides or [])
+    _episodes("cross_task", CrossTaskConfig, run_cross_task, params, overrides, as_json, track)
+
+
+def _episodes(section: str, config_cls: Any, run: Callable[..., Any], params: Path, overrides: list[str] | None,
+              as_json: bool, track: bool) -> None:
+    """A stage that plays episodes: its section of params, its tracked run with a progress bar (not under
+    --json), then its result document or summary line."""
+    cfg = load_config(config_cls, section, params, overrides or [])
     with progress_bar("episodes", enabled=not as_json) as progress:
-        result = run_tracked("cross_task", cfg, params, track, run_cross_task, progress=progress)
+        result = run_tracked(section, cfg, params, track, run, progress=progress)
     typer.echo(json.dumps(result.doc) if as_json else result.summary())
 
 

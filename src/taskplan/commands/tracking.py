@@ -3,7 +3,7 @@
     taskplan register                      # log models/grpo as a new version; promote if it beats @champion
     taskplan pipeline                      # the Prefect flow (taskplan.orchestrate, stages from dvc.yaml), in-process
     taskplan pipeline --stages evaluate,compare,register --set evaluate.seeds=[42]
-    taskplan ui                            # the command that opens the MLflow UI on the local store
+    taskplan ui                            # the address of the runs page, and the command that serves it
 
 mlflow and prefect load inside the commands, so importing this module is cheap.
 """
@@ -70,24 +70,46 @@ def pipeline(
 
 
 @app.command()
-def ui(run: Annotated[bool, typer.Option("--run", help="Start it instead of printing it.")] = False,
-       port: Annotated[int, typer.Option(help="Port of the UI.")] = 5000) -> None:
-    """Print (or --run) the command that opens the MLflow UI on the tracking store."""
-    from taskplan.tracking.backend import DEFAULT_ARTIFACTS, tracking_uri
+def ui(run: Annotated[bool, typer.Option("--run", help="Start the UI on the local store (after printing).")] = False,
+       port: Annotated[int, typer.Option(help="Port of the UI on the local store.")] = 5000,
+       as_json: JsonOpt = False) -> None:
+    """Print the address of the experiment's runs page and, for the local store, the command that serves it.
 
-    uri = tracking_uri()
+    MLflow 3's UI opens on a GenAI overview; the runs page is where stage runs, their charts and the
+    evaluate child runs to compare are."""
+    from taskplan.errors import ConfigError
+    from taskplan.tracking.backend import DEFAULT_ARTIFACTS, experiment_name, find_experiment, tracking_uri
+
+    uri, name = tracking_uri(), experiment_name()
+    local = not uri.startswith(("http://", "https://"))   # a database or folder store that `mlflow ui` can serve
+    if run and not local:
+        raise ConfigError(f"--run serves the local store; {uri} is a server with its own UI: run `taskplan ui` "
+                          "without --run for the address")
+    experiment_id = find_experiment(name, uri)
     if uri.startswith("sqlite:///") and Path(uri.removeprefix("sqlite:///")) == (Path.cwd() / "mlflow.db").resolve():
-        uri = "sqlite:///mlflow.db"
-    if not uri.startswith("sqlite:"):
-        typer.echo(f"MLFLOW_TRACKING_URI={uri}: open that server's address in a browser")
-        return
+        uri = "sqlite:///mlflow.db"      # the command reads the same from the project root, and is shorter
+    base = f"http://127.0.0.1:{port}" if local else uri.rstrip("/")   # a server serves its UI at its own URI
+    url = runs_page(base, experiment_id)
     argv = ["mlflow", "ui", "--backend-store-uri", uri, "--default-artifact-root", f"./{DEFAULT_ARTIFACTS}",
-            "--port", str(port)]
-    if not run:
-        typer.echo(shlex.join(argv))
-        return
-    exe = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
-    os.execv(exe, [exe, *argv[1:]])
+            "--host", "127.0.0.1", "--port", str(port)] if local else None
+    if as_json:
+        typer.echo(json.dumps({"tracking_uri": uri, "experiment": name, "experiment_id": experiment_id,
+                               "url": url, "command": shlex.join(argv) if argv else None}))
+    else:
+        typer.echo(f"runs page: {url}" if experiment_id else
+                   f"no experiment {name!r} in {uri} yet (the first tracked stage creates it); the UI: {url}")
+        if argv:
+            typer.echo(f"serve it:  {shlex.join(argv)}")
+    if run and argv:
+        sys.stdout.flush()
+        exe = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
+        os.execv(exe, [exe, *argv[1:]])
+
+
+def runs_page(base: str, experiment_id: str | None) -> str:
+    """The UI's address of an experiment's runs table (MLflow 3 routes by URL fragment), or of the
+    experiment list when there is no experiment yet."""
+    return f"{base}/#/experiments/{experiment_id}/runs" if experiment_id else f"{base}/#/experiments"
 
 
 def load_pipeline_flow(entrypoint: str | None = None):  # noqa: ANN201 (a prefect Flow)

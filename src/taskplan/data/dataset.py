@@ -34,9 +34,9 @@ from typing import Literal
 
 from taskplan.data.prompts import answer_text, build_messages
 from taskplan.data.reasoning import episode_reasonings
-from taskplan.data.trajectories import file_sha256, trajectory_file_name
+from taskplan.data.trajectories import trajectory_file_name
 from taskplan.errors import ConfigError, DatasetError
-from taskplan.io import atomic_dir, atomic_write_json
+from taskplan.io import atomic_dir, atomic_write_json, path_digest, read_json_input
 
 log = logging.getLogger(__name__)
 
@@ -328,12 +328,9 @@ def dataset_stats(rows: list[dict]) -> dict:
 
 def check_report(report_path: Path, trajectories_path: Path, cfg: BuildDatasetConfig) -> None:
     """The validation gate: a passed report for this very trajectory file and these row parameters."""
-    try:
-        report = json.loads(Path(report_path).read_text())
-    except FileNotFoundError:
-        raise DatasetError(f"validation report {report_path} not found; run `taskplan validate` first") from None
-    except json.JSONDecodeError:
-        raise DatasetError(f"validation report {report_path} is not JSON; run `taskplan validate` again") from None
+    report = read_json_input(report_path, "validation report", DatasetError, "run `taskplan validate` (again)")
+    if not isinstance(report, dict):
+        raise DatasetError(f"validation report {report_path} is not a JSON object; run `taskplan validate` again")
     if not report.get("passed"):
         raise DatasetError(f"validation report {report_path} says the data failed "
                            f"({report.get('first_failure')}); fix the trajectories and run `taskplan validate`")
@@ -342,7 +339,7 @@ def check_report(report_path: Path, trajectories_path: Path, cfg: BuildDatasetCo
             raise DatasetError(f"trajectory file {path} not found; run `taskplan generate` "
                                f"with build_dataset.eps and noise_levels among generate.noise_levels")
         recorded = (report.get("trajectories") or {}).get(path.name, {}).get("sha256")
-        if recorded != file_sha256(path):
+        if recorded != path_digest(path):
             raise DatasetError(f"validation report {report_path} does not cover the current {path.name}; "
                                f"run `taskplan validate` again")
     if (report.get("dataset") or {}).get("params") != cfg.fingerprint:

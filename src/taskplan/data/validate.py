@@ -31,9 +31,8 @@ from taskplan.data.dataset import COLUMNS, SPLITS, BuildDatasetConfig, collect_r
 from taskplan.data.expectations import Check, ValidationReport, run_suite
 from taskplan.data.prompts import answer_text
 from taskplan.data.suite import read_suite
-from taskplan.data.trajectories import file_sha256
 from taskplan.errors import ConfigError, DatasetError
-from taskplan.io import atomic_write_json
+from taskplan.io import atomic_write_json, path_digest
 from taskplan.kitchen.tasks import EVAL_SEEDS, all_tasks
 
 log = logging.getLogger(__name__)
@@ -117,7 +116,7 @@ def run_validate(cfg: ValidateConfig, dataset_cfg: BuildDatasetConfig | None = N
         shutil.rmtree(cfg.docs_dir)
     frame = trajectory_frame(files, replay=cfg.replay, progress=progress)
     reports = [run_suite("trajectories", frame, trajectory_checks(held_out), docs)]
-    traj_info = {f.name: {"sha256": file_sha256(f), "episodes": int(frame.loc[frame["file"] == f.name, "line"].nunique())
+    traj_info = {f.name: {"sha256": path_digest(f), "episodes": int(frame.loc[frame["file"] == f.name, "line"].nunique())
                           if "line" in frame else 0, "steps": int((frame["file"] == f.name).sum())} for f in files}
     dataset_doc = None
     if dataset_cfg is not None and reports[0].passed:

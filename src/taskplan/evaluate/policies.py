@@ -537,14 +537,15 @@ def _check_model_folder(name: str, target: str) -> None:
     from safetensors import SafetensorError, safe_open
     from transformers import AutoConfig
 
-    from taskplan.model.factory import load_tokenizer
+    from taskplan.model.factory import load_tokenizer, model_folder_problem
 
     def broken(why: str) -> ModelNotFoundError:
         return ModelNotFoundError(f"model folder {target} of policy {name!r} {why}; rerun the stage that "
                                   "wrote it (model-init, sft, grpo) or fix the policy list")
 
-    if not path.is_dir() or not (path / "config.json").is_file():
-        raise broken("is not a model folder (no config.json)")
+    problem = model_folder_problem(path)
+    if problem:
+        raise broken(problem)
     special = [p.name for p in path.iterdir() if not (p.is_dir() or p.is_file()) or p.is_symlink() and
                not p.resolve().is_file()]
     if special:   # a FIFO or device would block the first read of it
@@ -553,10 +554,7 @@ def _check_model_folder(name: str, target: str) -> None:
         AutoConfig.from_pretrained(str(path), trust_remote_code=False)
     except (OSError, ValueError, KeyError) as err:
         raise broken(f"has a config.json that does not load ({_first_line(err)})") from None
-    weights = sorted(path.glob("*.safetensors"))
-    if not weights:
-        raise broken("has no *.safetensors weights")
-    for file in weights:
+    for file in sorted(path.glob("*.safetensors")):
         try:
             with safe_open(str(file), framework="numpy") as fh:
                 fh.keys()

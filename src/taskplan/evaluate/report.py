@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import os
@@ -38,7 +37,7 @@ from taskplan.evaluate.plots import (
     sr_opt,
 )
 from taskplan.evaluate.stats import format_rate
-from taskplan.io import atomic_write_json, atomic_write_text
+from taskplan.io import atomic_write_json, atomic_write_text, read_json_input
 from taskplan.kitchen.tasks import PAPER_TASKS
 
 log = logging.getLogger(__name__)
@@ -132,20 +131,16 @@ def _pair(text: str, what: str) -> tuple[str, str]:
 
 
 def _read_json(path: Path) -> dict:
+    """An optional record (single-turn accuracies): what it holds, or {} when it is absent or unreadable."""
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
+        doc = read_json_input(path, "record", DatasetError)
+    except DatasetError:
         return {}
     return doc if isinstance(doc, dict) else {}
 
 
 def read_eval(path: Path) -> Doc:
-    try:
-        doc = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DatasetError(f"{path} not found; run `taskplan evaluate` first") from None
-    except ValueError as err:
-        raise DatasetError(f"{path} is not valid JSON ({err}); rerun `taskplan evaluate`") from None
+    doc = read_json_input(path, "evaluation results", DatasetError, "run `taskplan evaluate` first")
     problems = check_contract(doc)
     if problems:
         raise DatasetError(f"{path} does not follow the eval.json contract: {problems[0]}; rerun `taskplan evaluate`")

@@ -33,17 +33,9 @@ MAX_SEED_RETRIES = 50
 
 def load_instance(path: Path | str) -> dict:
     """Read and validate an instance file; raises a one-line InstanceError."""
-    from taskplan.io import read_text_input
+    from taskplan.io import read_json_input
 
-    path = Path(path)
-    text = read_text_input(path, "instance file", InstanceError, "write one with `taskplan instance`", 16 << 20)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InstanceError(f"instance file {path} is not JSON ({err.msg} at line {err.lineno}); fix it") from None
-    except RecursionError:
-        raise InstanceError(f"instance file {path} nests too deeply to be an instance; "
-                            "write one with `taskplan instance`") from None
+    data = read_json_input(path, "instance file", InstanceError, "write one with `taskplan instance`")
     validate_instance(data, where=str(path))
     return data
 

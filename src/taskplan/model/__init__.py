@@ -9,8 +9,10 @@ from taskplan.model.factory import (
                                     QWEN25_1P5B_ID,
                                     architecture_config,
                                     build_policy,
+                                    is_model_dir,
                                     load_policy,
                                     load_tokenizer,
+                                    model_folder_problem,
                                     num_parameters,
                                     qwen2_config,
                                     save_policy,
@@ -18,5 +20,6 @@ from taskplan.model.factory import (
 from taskplan.model.tokenizer import CHAT_TEMPLATE, train_domain_tokenizer
 
 __all__ = ["ModelInitConfig", "ModelInitResult", "run_model_init", "QWEN25_1P5B", "QWEN25_1P5B_ID",
-           "architecture_config", "build_policy", "load_policy", "load_tokenizer", "num_parameters",
+           "architecture_config", "build_policy", "is_model_dir", "load_policy", "load_tokenizer",
+           "model_folder_problem", "num_parameters",
            "qwen2_config", "save_policy", "CHAT_TEMPLATE", "train_domain_tokenizer"]

@@ -13,14 +13,13 @@ single-turn accuracy split by row kind), zero-shot on the four paper tasks.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from taskplan.errors import ConfigError
 from taskplan.evaluate.stats import wilson
-from taskplan.io import atomic_write_text
+from taskplan.io import atomic_write_text, read_json_input
 from taskplan.kitchen.tasks import PAPER_TASKS
 
 
@@ -47,12 +46,7 @@ class ModelCardResult:
 
 
 def _read(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path} not found; run the `pretrain` stage's earlier commands first") from None
-    except ValueError as err:
-        raise ConfigError(f"{path} is not valid JSON ({err}); rerun the command that writes it") from None
+    return read_json_input(path, "record", ConfigError, "run the `pretrain` stage's earlier commands (again) first")
 
 
 def parameter_count(model_dir: Path) -> int:

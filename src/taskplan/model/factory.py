@@ -7,20 +7,21 @@
 
 Loading never runs remote code (`trust_remote_code=False`) and reads
 safetensors only. Any failure to find or read a model is a one-line
-`ModelNotFoundError`. `random_init=True` builds the architecture from a
+`ModelNotFoundError`. Whether a local folder is a model folder at all has one
+answer for every caller (loading, evaluate's checks, tracking, the registry):
+`model_folder_problem` / `is_model_dir`. `random_init=True` builds the architecture from a
 config (hard-coded for Qwen2.5-1.5B-Instruct, so it works without network or
 weights) with freshly initialised weights: the path benchmarks take.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from taskplan.errors import ConfigError, ModelNotFoundError
-from taskplan.io import atomic_dir
+from taskplan.io import atomic_dir, read_json_input
 
 log = logging.getLogger(__name__)
 
@@ -146,14 +147,35 @@ def num_parameters(model: Any, exclude_embeddings: bool = False) -> int:
     return total
 
 
+def model_folder_problem(path: Path | str) -> str | None:
+    """None when `path` is a model folder as the loaders read it (a folder with config.json and
+    *.safetensors weights: `save_policy`'s output), else why not, to follow the path in an error line.
+    The one answer to "is this a model folder?" (tracking, registry, evaluate's checks); it reads no file."""
+    path = Path(path)
+    if not path.exists():
+        return "does not exist"
+    if not path.is_dir():
+        return "is not a folder"
+    if not (path / "config.json").is_file():
+        return "is not a model folder (no config.json)"
+    if not any(path.glob("*.safetensors")):
+        return "is not a model folder (no *.safetensors weights)"
+    return None
+
+
+def is_model_dir(path: Path | str) -> bool:
+    return model_folder_problem(path) is None
+
+
 def _resolve(name_or_path: str | Path) -> str:
     """A local folder that looks like a model, or a hub id; a missing local path is a one-line error."""
     text = str(name_or_path)
     path = Path(text).expanduser()
     if path.exists():
-        if not path.is_dir() or not (path / "config.json").exists():
-            raise ModelNotFoundError(f"{path} is not a model folder (no config.json); "
-                                     "point to the output of `taskplan model-init`, `sft` or `grpo`")
+        problem = model_folder_problem(path)
+        if problem:
+            raise ModelNotFoundError(f"{path} {problem}; point to the output of `taskplan model-init`, `sft` "
+                                     "or `grpo`")
         return str(path)
     looks_like_hub_id = text.count("/") == 1 and not text.startswith((".", "/", "~")) \
         and not text.startswith(("models/", "data/"))
@@ -168,10 +190,11 @@ def _declares_generic_tokenizer(source: str) -> bool:
     if not config.exists():
         return False
     try:
-        declared = json.loads(config.read_text()).get("tokenizer_class")
-    except (OSError, ValueError):
-        return False
-    return declared in ("TokenizersBackend", "PreTrainedTokenizerFast")
+        declared = read_json_input(config, "tokenizer config", ModelNotFoundError)
+    except ModelNotFoundError:
+        return False    # a broken file is left to the tokenizer loader, which names it
+    return isinstance(declared, dict) and declared.get("tokenizer_class") in ("TokenizersBackend",
+                                                                              "PreTrainedTokenizerFast")
 
 
 def _torch_dtype(dtype: str, default: str = "auto") -> Any:

@@ -5,7 +5,8 @@
 Importing this package is light: mlflow loads inside the functions. Telemetry is
 off unless the environment says otherwise (MLFLOW_DISABLE_TELEMETRY=true).
 Backend: `MLFLOW_TRACKING_URI`, else `sqlite:///<cwd>/mlflow.db` with artifacts
-in `<cwd>/mlartifacts/`. Open the UI on the default store with
+in `<cwd>/mlartifacts/`. `taskplan ui` prints the address of the experiment's runs page and the
+command that serves the UI on the default store:
 
     mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts
 """

@@ -3,6 +3,7 @@
     experiment_id = configure("taskplan")       # backend from MLFLOW_TRACKING_URI, else ./mlflow.db
     with registry_lock():                       # one registration at a time on this store
         ...
+    find_experiment(experiment_name(), tracking_uri())   # its id, or None, without creating anything
 
 Backend: `MLFLOW_TRACKING_URI` when set; otherwise a SQLite file `mlflow.db` in the current directory (the
 project root) with artifacts in `mlartifacts/` beside it, so a fresh clone needs no server. MLflow records
@@ -80,7 +81,7 @@ def configure(experiment: str | None = None) -> str:
     from mlflow.exceptions import MlflowException
 
     uri = use_backend()
-    name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+    name = experiment_name(experiment)
     # The first access creates a SQLite store's tables: under the registry's lock, so two commands started
     # together on a fresh checkout do not both create them (`table experiments already exists`).
     with registry_lock(uri):
@@ -101,6 +102,37 @@ def configure(experiment: str | None = None) -> str:
         if key not in (exp.tags or {}):
             client.set_experiment_tag(exp.experiment_id, key, value)
     return exp.experiment_id
+
+
+def experiment_name(experiment: str | None = None) -> str:
+    """The experiment runs go to: `experiment`, else MLFLOW_EXPERIMENT_NAME, else taskplan."""
+    return experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+
+
+def find_experiment(name: str, uri: str) -> str | None:
+    """The id of the live experiment `name` in the store at `uri`, or None while it has none. Only looks:
+    a SQLite file that is not there yet is not created, and a server is asked once (MLflow would retry an
+    unreachable one for minutes), so a store that does not answer is one line at once."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        return None
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
+    try:
+        exp = mlflow.MlflowClient(tracking_uri=uri).get_experiment_by_name(name)
+    except (MlflowException, OSError) as err:
+        why = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ConfigError(f"cannot read the tracking store {uri} ({why}); start it, or point "
+                          "MLFLOW_TRACKING_URI at one that answers") from None
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return None if exp is None or exp.lifecycle_stage == "deleted" else exp.experiment_id
 
 
 def check_copy_safe(uri: str, location: str) -> None:

@@ -13,13 +13,14 @@ the resumed attempt is deleted.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
+from taskplan.errors import TaskplanError
+from taskplan.io import read_json_input
 from taskplan.tracking.values import history_metrics, log_metrics
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,11 @@ class MlflowStepCallback(TrainerCallback):
         from mlflow.exceptions import MlflowException
 
         try:
-            previous = json.loads((checkpoint_dir / RUN_FILE).read_text())["run_id"]
-        except (OSError, ValueError, KeyError):
+            doc = read_json_input(checkpoint_dir / RUN_FILE, "checkpoint run file")
+        except TaskplanError:
+            return      # a checkpoint from before tracking, or a damaged file: this run goes on as a new one
+        previous = doc.get("run_id") if isinstance(doc, dict) else None
+        if not isinstance(previous, str):
             return
         client = mlflow.MlflowClient()
         try:

@@ -21,7 +21,6 @@ as champion. Every version carries its scores and the decision as tags:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -32,9 +31,10 @@ from typing import Any
 
 from taskplan.config import short_repr
 from taskplan.errors import ConfigError, DatasetError, ModelNotFoundError
-from taskplan.io import path_digest
+from taskplan.io import path_digest, read_json_input
+from taskplan.model.factory import model_folder_problem
 from taskplan.tracking.backend import configure, registry_lock, use_backend
-from taskplan.tracking.runs import run_name
+from taskplan.tracking.runs import run_name, source_tags
 from taskplan.tracking.values import flat_config
 
 log = logging.getLogger(__name__)
@@ -208,19 +208,18 @@ def register(cfg: RegisterConfig, *, parent_run_id: str | None = None, tags: Map
     from taskplan.io import atomic_write_json
 
     scores = candidate_scores(read_eval(cfg.eval_path), cfg.policy, cfg.tasks)
-    if not (cfg.model_dir / "config.json").is_file():
-        raise ModelNotFoundError(f"no trained model at {cfg.model_dir}; train it first or set register.model_dir")
+    _require_model(cfg)
     gate = _compare_gate(cfg)
     experiment_id = configure(experiment)
     client = mlflow.MlflowClient()
-    digest = folder_digest(cfg.model_dir)
+    digest = path_digest(cfg.model_dir, flat=True)   # the format versions are tagged with
     nested = bool(parent_run_id) or mlflow.active_run() is not None
     # Under the lock, two registrations on this store run in turn: the digest lookup sees the other's
     # version (one version per folder) and the champion read is never stale when the alias moves.
     with registry_lock(), mlflow.start_run(
             experiment_id=experiment_id, run_name=run_name("register", cfg, _task_label(scores)), nested=nested,
             parent_run_id=parent_run_id,
-            tags={"taskplan.stage": "register", "taskplan.kind": "stage", **(tags or {})}) as run:
+            tags={**source_tags(), "taskplan.stage": "register", "taskplan.kind": "stage", **(tags or {})}) as run:
         mlflow.log_params(flat_config(cfg))
         champion = champion_version(client, cfg.model_name, cfg.alias)
         existing = _version_with_digest(client, cfg.model_name, digest)
@@ -255,11 +254,11 @@ def registered_version(cfg: RegisterConfig, experiment: str | None = None) -> st
     """The version of `cfg.model_name` that holds exactly `cfg.model_dir` (by folder digest), or None."""
     import mlflow
 
-    if not (cfg.model_dir / "config.json").is_file():
-        raise ModelNotFoundError(f"no trained model at {cfg.model_dir}; train it first or set register.model_dir")
+    _require_model(cfg)
     configure(experiment)
     with registry_lock():
-        found = _version_with_digest(mlflow.MlflowClient(), cfg.model_name, folder_digest(cfg.model_dir))
+        found = _version_with_digest(mlflow.MlflowClient(), cfg.model_name,
+                                    path_digest(cfg.model_dir, flat=True))
     return None if found is None else str(found.version)
 
 
@@ -343,15 +342,11 @@ def load_champion(model_name: str = "taskplan-planner", alias: str = "champion",
     return HFPolicy(model, parts["tokenizer"], name=alias, options=options)
 
 
-def folder_digest(folder: Path) -> str:
-    """sha256 over the relative paths and contents of every file in `folder`."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
-        h.update(str(path.relative_to(folder)).encode() + b"\0")
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
+def _require_model(cfg: RegisterConfig) -> None:
+    problem = model_folder_problem(cfg.model_dir)
+    if problem:
+        raise ModelNotFoundError(f"no trained model at {cfg.model_dir} (it {problem}); train it first or set "
+                                 "register.model_dir")
 
 
 def pip_requirements() -> list[str]:
@@ -412,13 +407,10 @@ def _compare_gate(cfg: RegisterConfig) -> str | None:
     """None when promotion may go ahead; else why compare's verdict blocks it."""
     if cfg.verdict_path is None:
         return None
-    try:
-        verdict = json.loads(cfg.verdict_path.read_text())
-    except FileNotFoundError:
-        raise DatasetError(f"{cfg.verdict_path} not found; run `taskplan compare` first "
-                           "(or set register.verdict_path: null)") from None
-    except ValueError:
-        raise DatasetError(f"{cfg.verdict_path} is not JSON; rerun `taskplan compare`") from None
+    hint = "run `taskplan compare` (again), or set register.verdict_path: null"
+    verdict = read_json_input(cfg.verdict_path, "compare verdict", DatasetError, hint)
+    if not isinstance(verdict, dict):
+        raise DatasetError(f"compare verdict {cfg.verdict_path} is not a JSON object; {hint}")
     if verdict.get("candidate") != cfg.policy:
         raise ConfigError(f"register.policy={cfg.policy!r} but compare judged {verdict.get('candidate')!r}; "
                           "make compare.candidate and register.policy the same")

@@ -14,13 +14,20 @@ datasets among them are logged as MLflow inputs with their DVC md5 as digest, ou
 model folder only with `log_models`, JSONL folders as a sample of their first lines, datasets as inputs
 only). Metric names are `<stage>/<key>` unless already namespaced. Run names: `<stage>__<task>__seed<N>`.
 A stage that raises ends FAILED (KILLED on Ctrl-C / SIGTERM) with the error as a tag and the outputs it
-wrote before failing (validate: the GX data docs).
+wrote before failing (validate: the GX data docs). Every run carries where it came from (`source_tags`):
+the command, the git commit of the checkout and the user, which the UI shows as Source, Version and User.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import getpass
+import itertools
 import logging
+import shlex
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from taskplan.io import path_digest
+from taskplan.model.factory import is_model_dir
 from taskplan.tracking.backend import configure
 from taskplan.tracking.values import flat_config, history_metrics, log_metrics, log_params, one_line, stage_metrics
 
@@ -92,7 +100,8 @@ def pipeline_run(name: str, params: Mapping[str, Any] | None = None, tags: Mappi
 
     experiment_id = configure(experiment)
     client = mlflow.MlflowClient()
-    run = client.create_run(experiment_id, run_name=name, tags={"taskplan.kind": "pipeline", **(tags or {})})
+    run = client.create_run(experiment_id, run_name=name,
+                            tags={**source_tags(), "taskplan.kind": "pipeline", **(tags or {})})
     handle = PipelineRun(run.info.run_id)
     try:
         log_params(client, handle.run_id, params or {})
@@ -119,7 +128,7 @@ def stage_run(stage: str, cfg: Any, io: Any = None, *, parent_run_id: str | None
 
     experiment_id = configure(experiment)
     client = mlflow.MlflowClient()
-    run_tags = {"taskplan.stage": stage, "taskplan.kind": "stage", **(tags or {})}
+    run_tags = {**source_tags(), "taskplan.stage": stage, "taskplan.kind": "stage", **(tags or {})}
     if parent_run_id:
         run_tags["mlflow.parentRunId"] = parent_run_id
     run = client.create_run(experiment_id, run_name=run_name(stage, cfg, task), tags=run_tags)
@@ -146,6 +155,44 @@ def log_stage(stage: str, cfg: Any, result: Any, io: Any = None, *, parent_run_i
                    log_models=log_models, transcripts_sample=transcripts_sample) as run:
         run.finish(result)
     return run.run_id
+
+
+# --- where a run came from ----------------------------------------------------------------------------------
+
+def source_tags() -> dict[str, str]:
+    """The tags of the UI's Source, Version and User columns, which mlflow.start_run sets itself and
+    MlflowClient.create_run (our stage runs) does not. The UI shows a source name only after its last '/',
+    so `mlflow.source.name` is the program and its subcommand (`taskplan sft`) and `taskplan.command` the
+    whole command line. The git commit is the current directory's checkout (the project root the stages
+    run from); outside a git checkout it is left out."""
+    argv = sys.argv if sys.argv and sys.argv[0] else ["python"]
+    program = Path(argv[0]).name
+    words = itertools.takewhile(lambda a: not a.startswith("-") and "/" not in a, argv[1:])
+    tags = {"mlflow.source.name": " ".join([program, *words]), "mlflow.source.type": "LOCAL",
+            "taskplan.command": shlex.join([program, *argv[1:]])[:5000], "mlflow.user": _user()}
+    commit = git_commit(str(Path.cwd()))
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+@functools.lru_cache(maxsize=8)
+def git_commit(folder: str) -> str | None:
+    """HEAD of the git checkout holding `folder`, or None (not a checkout, no git, git hanging)."""
+    try:
+        done = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and len(commit) >= 40 else None
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):   # no user name in the environment or passwd (a bare container)
+        return "unknown"
 
 
 def run_name(stage: str, cfg: Any = None, task: str | None = None, seed: int | None = None) -> str:
@@ -193,10 +240,8 @@ def log_outputs(client: Any, run_id: str, io: Any, *, log_models: bool, samples:
             continue
         if path.is_file() and path.suffix == ".json":
             client.set_tag(run_id, f"taskplan.digest.{path.name}", path_digest(path))
-        if is_model(path):
-            from taskplan.tracking.registry import folder_digest
-
-            client.set_tag(run_id, "taskplan.model_digest", folder_digest(path))   # evaluate links back to it
+        if is_model_dir(path):
+            client.set_tag(run_id, "taskplan.model_digest", path_digest(path, flat=True))   # evaluate links back
             if log_models:
                 client.log_artifacts(run_id, str(path), "model")
         elif is_dataset(path):
@@ -217,7 +262,8 @@ def log_children(client: Any, parent_id: str, stage: str, children: Mapping[str,
         return
     parent = client.get_run(parent_id)
     for name, child in children.items():
-        tags = {"mlflow.parentRunId": parent_id, "taskplan.stage": stage, "taskplan.kind": "child",
+        tags = {**source_tags(), "mlflow.parentRunId": parent_id, "taskplan.stage": stage,
+                "taskplan.kind": "child",
                 **{k: str(v) for k, v in (child.get("tags") or {}).items()}}
         if child.get("model_dir"):
             tags.update(model_links(client, parent.info.experiment_id, Path(child["model_dir"])))
@@ -229,11 +275,9 @@ def log_children(client: Any, parent_id: str, stage: str, children: Mapping[str,
 
 def model_links(client: Any, experiment_id: str, model_dir: Path) -> dict[str, str]:
     """Tags linking a model folder to the training run that logged it and to its registered version."""
-    from taskplan.tracking.registry import folder_digest
-
-    if not (model_dir / "config.json").is_file():
+    if not is_model_dir(model_dir):
         return {}
-    digest = folder_digest(model_dir)
+    digest = path_digest(model_dir, flat=True)
     tags = {"taskplan.model_digest": digest}
     runs = client.search_runs([experiment_id], f"tags.`taskplan.model_digest` = '{digest}' and "
                               "tags.`taskplan.kind` = 'stage'", order_by=["attributes.start_time DESC"],
@@ -248,11 +292,6 @@ def model_links(client: Any, experiment_id: str, model_dir: Path) -> dict[str, s
         v = min(versions, key=lambda v: int(v.version))
         tags["taskplan.model_version"] = f"{v.name}/{v.version}"
     return tags
-
-
-def is_model(path: Path) -> bool:
-    return path.is_dir() and (path / "config.json").is_file() and \
-        (any(path.glob("*.safetensors")) or (path / "pytorch_model.bin").is_file())
 
 
 def is_dataset(path: Path) -> bool:

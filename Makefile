@@ -3,6 +3,7 @@
 #   make test      unit + smoke tests (what CI runs)
 #   make lint      ruff: lint and import order (CI runs it too; settings in pyproject.toml)
 #   make repro     the whole pipeline on the default profile (dvc repro register; cross-task: dvc repro cross_task)
+#   make train-ddp a training stage under accelerate launch, several processes (STAGE=sft NPROC=2; infra/README.md)
 #   make bench     speed benchmarks (ratios against anchors measured in the same run)
 #   make stack     the production-like stack on this machine, no Docker (infra/local/up.sh; infra/README.md)
 #   make stack-down  stop what `make stack` started (infra/local/down.sh; WIPE=1 also deletes .stack/)
@@ -23,7 +24,7 @@ UV_FLAGS := --compile-bytecode $(foreach f,$(FIND_LINKS),--find-links $(f)) \
   $(foreach u,$(EXTRA_INDEX),--extra-index-url $(u)) $(foreach c,$(CONSTRAINT),--constraint $(c)) \
   $(if $(EXTRA_INDEX),--index-strategy unsafe-best-match)
 
-.PHONY: install test lint smoke bench repro clean stack stack-down stack-test
+.PHONY: install test lint smoke bench repro clean stack stack-down stack-test train-ddp
 install: .venv/.installed
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -51,6 +52,16 @@ stack-down:
 # only the stack tests (make test runs them too): their own stack on free ports, removed afterwards
 stack-test: install
 	$(PY) -m pytest -q -m stack tests/stack
+
+# a training stage under `accelerate launch` with the DDP config: NPROC processes (GPUs, or CPU processes
+# talking over gloo where there is no GPU). On GPUs use PRECISION=bf16 (the config's); CPUs train in fp32.
+#   make train-ddp STAGE=grpo NPROC=8 PRECISION=bf16 ARGS="--resume"
+STAGE ?= sft
+NPROC ?= 2
+PRECISION ?= no
+train-ddp: install
+	.venv/bin/accelerate launch --config_file infra/accelerate/multi_gpu_ddp.yaml --num_processes $(NPROC) \
+	  --mixed_precision $(PRECISION) .venv/bin/taskplan $(STAGE) $(ARGS)
 
 bench: install
 	$(PY) -m benchmarks.bench_planner

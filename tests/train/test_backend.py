@@ -58,6 +58,15 @@ def test_batch_is_split_over_processes_and_accumulation_steps(monkeypatch):
     assert "\n" not in str(err.value)
 
 
+def test_only_rank_zero_is_the_main_process(monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    assert backend.is_main_process(), "a plain run is its own main process"
+    monkeypatch.setenv("RANK", "0")
+    assert backend.is_main_process()
+    monkeypatch.setenv("RANK", "1")
+    assert not backend.is_main_process()
+
+
 def test_lora_is_off_at_rank_zero_and_targets_the_named_modules():
     assert backend.lora_config(0, 32, 0.0, "all-linear") is None
     cfg = backend.lora_config(8, 16, 0.1, "q_proj, v_proj")

@@ -25,8 +25,11 @@ def run_tracked(stage: str, cfg: Any, params: Path, track: bool, run: Callable[.
                 **kwargs: Any) -> Any:
     """`run(cfg, **kwargs)` inside the stage's MLflow run (the only door to it): opened before the stage
     starts, with what dvc.yaml says it reads and writes; `live` passes the run's TrainerCallbacks as
-    `callbacks` (step metrics as training goes). TASKPLAN_TRACK=0 or --no-track: just `run(cfg)`."""
-    if not track or os.environ.get("TASKPLAN_TRACK", "1") == "0":
+    `callbacks` (step metrics as training goes). TASKPLAN_TRACK=0 or --no-track: just `run(cfg)`; so do
+    the ranks other than 0 of a multi-process launch (one run, not one per process)."""
+    from taskplan.train.backend import is_main_process
+
+    if not track or os.environ.get("TASKPLAN_TRACK", "1") == "0" or not is_main_process():
         return run(cfg, **kwargs)
     from taskplan.orchestrate.stages import stage_io_for
     from taskplan.tracking import stage_run

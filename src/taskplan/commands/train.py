@@ -12,8 +12,9 @@ transformers and TRL load inside the commands, so importing this module is cheap
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -52,9 +53,7 @@ def sft(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, resum
     """Supervised warm start on the single-turn rows (loss on the answer only)."""
     from taskplan.train.sft import SftConfig, run_sft
 
-    cfg = load_config(SftConfig, "sft", params, overrides or [])
-    result = run_tracked("sft", cfg, params, track, run_sft, live=True, resume=resume)
-    typer.echo(result.summary())
+    _train("sft", SftConfig, run_sft, params, overrides, resume, track)
 
 
 @app.command()
@@ -63,6 +62,15 @@ def grpo(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, resu
     """GRPO on the exact expert-action reward with a KL term to the SFT policy."""
     from taskplan.train.grpo import GrpoConfig, run_grpo
 
-    cfg = load_config(GrpoConfig, "grpo", params, overrides or [])
-    result = run_tracked("grpo", cfg, params, track, run_grpo, live=True, resume=resume)
-    typer.echo(result.summary())
+    _train("grpo", GrpoConfig, run_grpo, params, overrides, resume, track)
+
+
+def _train(section: str, config_cls: Any, run: Callable[..., Any], params: Path, overrides: list[str] | None,
+           resume: bool, track: bool) -> None:
+    """A training stage: its section of params, its run with step metrics as they come, its summary line."""
+    from taskplan.train.backend import is_main_process
+
+    cfg = load_config(config_cls, section, params, overrides or [])
+    result = run_tracked(section, cfg, params, track, run, live=True, resume=resume)
+    if is_main_process():   # one summary line under accelerate launch too
+        typer.echo(result.summary())

@@ -40,6 +40,13 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a multi-process launch (torchrun/accelerate set RANK), or a plain run. Only it writes the
+    model folder, metrics, plots, checkpoint markers and the MLflow run; read from the environment so the
+    CLI can ask before torch is imported."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def use_bf16(precision: str) -> bool:
     """bf16 mixed precision: on CUDA with bf16 support when precision is auto or bf16; never on CPU."""
     if precision == "fp32":
@@ -130,6 +137,8 @@ def trainer_kwargs(cfg: TrainerSettings) -> dict[str, Any]:
         "data_seed": cfg.seed,
         "dataloader_num_workers": 0,
         "disable_tqdm": True,                    # its log lines go to stdout; LogLineCallback logs to stderr
+        # every parameter takes part in each forward pass; DDP's search for unused ones is a wasted pass
+        "ddp_find_unused_parameters": False,
     }
 
 

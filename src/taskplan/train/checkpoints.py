@@ -83,31 +83,36 @@ def last_checkpoint(checkpoint_dir: Path | str) -> Path | None:
     return done[-1] if done else None
 
 
-def resume_checkpoint(checkpoint_dir: Path | str, resume: bool, fingerprint: str | None) -> Path | None:
+def resume_checkpoint(checkpoint_dir: Path | str, resume: bool, fingerprint: str | None,
+                      clear: bool = True) -> Path | None:
     """With `resume`, the last complete checkpoint whose fingerprint equals `fingerprint` (None: start
-    fresh). Otherwise, or when the checkpoints came from other inputs, clear them, so that a fresh run
-    never mixes with (or rotates away) those of an earlier one."""
+    fresh). Otherwise, or when the checkpoints came from other inputs, clear them (`clear`), so that a fresh
+    run never mixes with (or rotates away) those of an earlier one. `clear=False` only decides: the other
+    processes of a multi-process run decide alike, and rank 0 alone clears."""
     root = Path(checkpoint_dir)
     finished = root / FINISHED
+    say = log.info if clear else log.debug   # one process tells
     if resume and finished.exists():
-        log.info("--resume: the last run in %s finished; starting a new one from step 0", root)
+        say("--resume: the last run in %s finished; starting a new one from step 0", root)
         resume = False
-    finished.unlink(missing_ok=True)
+    start = None
     if resume:
         last = last_checkpoint(root)
         if last is None:
-            log.info("--resume: no complete checkpoint in %s; starting from step 0", root)
+            say("--resume: no complete checkpoint in %s; starting from step 0", root)
         elif fingerprint is not None and checkpoint_fingerprint(last) == fingerprint:
-            log.info("resuming from %s (same model, data and config)", last)
-            return last
-        else:
+            say("resuming from %s (same model, data and config)", last)
+            start = last
+        elif clear:
             log.warning("--resume: %s was trained from another model, dataset or config; starting from step 0",
                         last)
-    if root.is_dir():
-        for p in root.iterdir():
-            if _CHECKPOINT.match(p.name) and p.is_dir():
-                shutil.rmtree(p)
-    return None
+    if clear:
+        finished.unlink(missing_ok=True)
+        if start is None and root.is_dir():
+            for p in root.iterdir():
+                if _CHECKPOINT.match(p.name) and p.is_dir():
+                    shutil.rmtree(p)
+    return start
 
 
 def train_with_checkpoints(cfg: TrainerSettings, build_trainer: Callable[[Any, Sequence[Any]], tuple[Any, Any]],
@@ -115,15 +120,25 @@ def train_with_checkpoints(cfg: TrainerSettings, build_trainer: Callable[[Any, S
                            callbacks: Sequence[Any] = ()) -> Any:
     """The one train-resume-save sequence of every training stage: fingerprint the inputs, build the trainer
     with the complete-checkpoint marker, continue only a checkpoint of these inputs, train, write the final
-    model in one rename and mark the run finished. Returns the trainer (its state holds the history)."""
+    model in one rename and mark the run finished. Returns the trainer (its state holds the history).
+
+    Under `accelerate launch` every process runs this: all decide the resume point from the same files
+    before rank 0 clears stale ones, and only rank 0 writes the model folder and the finished marker."""
     from taskplan.train.callbacks import CompleteCheckpointCallback
 
     fingerprint = run_fingerprint(cfg)
     trainer, tokenizer = build_trainer(cfg, [CompleteCheckpointCallback(fingerprint), *callbacks])
-    checkpoint = resume_checkpoint(cfg.checkpoint_dir, resume, fingerprint)
+    main = trainer.is_world_process_zero()
+    if not main:
+        checkpoint = resume_checkpoint(cfg.checkpoint_dir, resume, fingerprint, clear=False)
+    trainer.accelerator.wait_for_everyone()   # the other ranks have decided before rank 0 deletes anything
+    if main:
+        checkpoint = resume_checkpoint(cfg.checkpoint_dir, resume, fingerprint)
+    trainer.accelerator.wait_for_everyone()
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     save_trained(trainer, tokenizer, cfg.out_dir)
-    mark_finished(cfg.checkpoint_dir, fingerprint)
+    if main:
+        mark_finished(cfg.checkpoint_dir, fingerprint)
     return trainer
 
 

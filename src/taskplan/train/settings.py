@@ -137,6 +137,7 @@ def run_training(cfg: S, build_trainer: Callable[[S, Sequence[Any]], tuple[Any, 
         **summarise(cfg, history),
     }
     metrics = {k: v for k, v in metrics.items() if v is not None}
-    atomic_write_json(cfg.metrics_path, metrics)
-    write_plots(history, cfg.plots_dir, plots)
+    if trainer.is_world_process_zero():   # under accelerate launch, one process writes
+        atomic_write_json(cfg.metrics_path, metrics)
+        write_plots(history, cfg.plots_dir, plots)
     return result(cfg.out_dir, metrics, history)

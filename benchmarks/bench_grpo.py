@@ -3,7 +3,7 @@
     python -m benchmarks.bench_grpo            # GPU: Qwen2.5-1.5B architecture, random init, bf16, G=8
     python -m benchmarks.bench_grpo --tiny     # CPU (or forced): the cpu-tiny model, < 1 minute
 
-It drives the real stage code (`taskplan.train.grpo.build_trainer`: TRL
+It drives the real stage code (`taskplan.train.run.build_trainer`: TRL
 GRPOTrainer, our rewards, KL to the reference) on synthetic single-turn rows
 from real kitchen observations, so what is timed is what `taskplan grpo` runs.
 One burn-in step, then timed steps (with `torch.cuda.synchronize()` around
@@ -133,7 +133,8 @@ def _run(root: Path, model_dir: Path, rows_dir: Path, gpu: bool, g: int, prompts
     from transformers import TrainerCallback
 
     from taskplan.model import num_parameters
-    from taskplan.train.grpo import GrpoConfig, build_trainer
+    from taskplan.train.grpo import GRPO, GrpoConfig
+    from taskplan.train.run import build_trainer
 
     per_step = prompts * g
     accum = max(1, per_step // micro_batch) if gpu else 1
@@ -156,7 +157,7 @@ def _run(root: Path, model_dir: Path, rows_dir: Path, gpu: bool, g: int, prompts
             timing["step"].append(time.perf_counter() - self.t0)
 
     timer = StepTimer()
-    trainer, tok = build_trainer(cfg, [timer])
+    trainer, tok = build_trainer(cfg, GRPO, [timer])
     trainer.callback_handler.callbacks.remove(timer)
     trainer.callback_handler.callbacks.insert(0, timer)  # step time stops before the validation callback runs
     model = trainer.model

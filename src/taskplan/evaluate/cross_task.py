@@ -51,7 +51,7 @@ class CrossTaskConfig(EvalSettings):
     out_dir: Path = Path("metrics/cross_task")     # one <train_task>.json row per model
     outputs_dir: Path = Path("outputs/cross_task")  # transcripts <train_task>.jsonl
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if not self.models:
             raise ConfigError("cross_task.models is empty; e.g. [burger=models/cross/burger]")
         for spec in self.models:
@@ -60,7 +60,6 @@ class CrossTaskConfig(EvalSettings):
                 raise ConfigError(f"cross_task.models: use the task name {get_task(name).name!r}, not {name!r}")
             if policy_kind(target) != "model":
                 raise ConfigError(f"cross_task.models: {spec!r} must name a model folder or hub id")
-        EvalSettings.__post_init__(self)   # the shared checks (see there why not super())
 
 
 @dataclass(frozen=True, slots=True)

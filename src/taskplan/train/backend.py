@@ -2,15 +2,14 @@
 
 SFT and GRPO differ in their method, not in their plumbing. Both build their
 TRL config from `trainer_kwargs(cfg)` (output/checkpoint dir, logging every
-step, checkpoints every `save_steps`, precision, `report_to="none"`) and their
-trainer with `make_trainer` (inputs, validation and throughput callbacks,
-LoRA, quiet stdout), so a change of backend (CPU, one GPU, DDP, DeepSpeed via
-`accelerate launch --config_file infra/accelerate/...`) touches one place. The
-fields both read are declared once, in train/settings.py `TrainerSettings`.
+step, checkpoints every `save_steps`, precision, `report_to="none"`), and
+train/run.py builds their trainer with `lora_config` and `quiet_stdout`, so a
+change of backend (CPU, one GPU, DDP, DeepSpeed via `accelerate launch
+--config_file infra/accelerate/...`) touches one place. The fields both read
+are declared once, in train/settings.py `TrainerSettings`.
 
     def training_args(cfg):                    # the stage's TRL config (train/sft.py)
         return SFTConfig(**trainer_kwargs(cfg), max_length=cfg.max_length, ...)
-    trainer, tokenizer = make_trainer(cfg, SFTTrainer, training_args, ("prompt", "completion"), callbacks)
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskplan.errors import ConfigError
@@ -140,34 +138,6 @@ def trainer_kwargs(cfg: TrainerSettings) -> dict[str, Any]:
         # every parameter takes part in each forward pass; DDP's search for unused ones is a wasted pass
         "ddp_find_unused_parameters": False,
     }
-
-
-def make_trainer(cfg: TrainerSettings, trainer_cls: Any, training_args: Callable[[Any], Any],
-                 columns: tuple[str, ...], callbacks: Sequence[Any] = (), **method: Any) -> tuple[Any, Any]:
-    """A TRL trainer (`trainer_cls`) and its tokenizer, the same way for every stage.
-
-    Loads the rows and the starting policy, builds the stage's TRL config with `training_args(cfg)`, keeps
-    `columns` of the train split, and adds the throughput and validation-accuracy callbacks, `callbacks`
-    and LoRA; `method` are the trainer's own arguments (GRPO: reward_funcs)."""
-    from taskplan.model.factory import load_policy, load_tokenizer
-    from taskplan.train.callbacks import ThroughputCallback, ValAccuracyCallback
-    from taskplan.train.rows import load_rows, training_columns, validation_subset
-
-    configure_cpu(cfg.cpu_threads)
-    compact_logprobs_on_cpu()
-    ds = load_rows(cfg.dataset_dir)
-    tokenizer = load_tokenizer(cfg.model_dir)
-    model = load_policy(cfg.model_dir, dtype=cfg.model_dtype)
-    args = training_args(cfg)
-    val = ValAccuracyCallback(validation_subset(ds, cfg.val_rows, cfg.seed), tokenizer, cfg.eval_every,
-                              cfg.val_batch_size, cfg.val_max_new_tokens, at_start=True)
-    trainer = trainer_cls(
-        model=model, args=args, train_dataset=training_columns(ds["train"], columns), processing_class=tokenizer,
-        callbacks=[ThroughputCallback(), val, *callbacks],
-        peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules),
-        **method,
-    )
-    return quiet_stdout(trainer), tokenizer
 
 
 def quiet_stdout(trainer: Any) -> Any:

@@ -13,11 +13,11 @@ continues only a checkpoint with the current fingerprint; any other (a new SFT
 model, a changed learning rate or max_steps) is cleared and the run starts at
 step 0, saying so in one log line. A run that finished leaves a marker, so the
 next `--resume` starts afresh instead of "resuming" a completed run. The CLI, DVC and the Prefect flow all go
-through `resume_checkpoint`, so none of them can continue a stale run.
+through `resume_checkpoint` (train/run.py), so none of them can continue a stale run.
 
-    trainer = train_with_checkpoints(cfg, build_trainer, resume=True)   # what settings.run_training does:
-    # fp = run_fingerprint(cfg); start = resume_checkpoint(cfg.checkpoint_dir, True, fp)
-    # trainer.train(resume_from_checkpoint=start); save_trained(...); mark_finished(...)
+    fp = run_fingerprint(cfg)                                   # what train/run.py's run_training does
+    start = agreed_resume_point(trainer, cfg.checkpoint_dir, resume=True, fingerprint=fp)
+    trainer.train(resume_from_checkpoint=start); save_trained(...); mark_finished(...)
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import json
 import logging
 import re
 import shutil
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,31 +114,17 @@ def resume_checkpoint(checkpoint_dir: Path | str, resume: bool, fingerprint: str
     return start
 
 
-def train_with_checkpoints(cfg: TrainerSettings, build_trainer: Callable[[Any, Sequence[Any]], tuple[Any, Any]],
-                           resume: bool,
-                           callbacks: Sequence[Any] = ()) -> Any:
-    """The one train-resume-save sequence of every training stage: fingerprint the inputs, build the trainer
-    with the complete-checkpoint marker, continue only a checkpoint of these inputs, train, write the final
-    model in one rename and mark the run finished. Returns the trainer (its state holds the history).
-
-    Under `accelerate launch` every process runs this: all decide the resume point from the same files
-    before rank 0 clears stale ones, and only rank 0 writes the model folder and the finished marker."""
-    from taskplan.train.callbacks import CompleteCheckpointCallback
-
-    fingerprint = run_fingerprint(cfg)
-    trainer, tokenizer = build_trainer(cfg, [CompleteCheckpointCallback(fingerprint), *callbacks])
+def agreed_resume_point(trainer: Any, checkpoint_dir: Path | str, resume: bool, fingerprint: str) -> Path | None:
+    """`resume_checkpoint` for a built trainer's run. Under `accelerate launch` every process runs it: the
+    other ranks decide from the files as they are, then rank 0 decides alike and clears stale checkpoints,
+    so no rank reads while rank 0 deletes."""
     main = trainer.is_world_process_zero()
-    if not main:
-        checkpoint = resume_checkpoint(cfg.checkpoint_dir, resume, fingerprint, clear=False)
-    trainer.accelerator.wait_for_everyone()   # the other ranks have decided before rank 0 deletes anything
-    if main:
-        checkpoint = resume_checkpoint(cfg.checkpoint_dir, resume, fingerprint)
+    checkpoint = None if main else resume_checkpoint(checkpoint_dir, resume, fingerprint, clear=False)
     trainer.accelerator.wait_for_everyone()
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    save_trained(trainer, tokenizer, cfg.out_dir)
     if main:
-        mark_finished(cfg.checkpoint_dir, fingerprint)
-    return trainer
+        checkpoint = resume_checkpoint(checkpoint_dir, resume, fingerprint)
+    trainer.accelerator.wait_for_everyone()
+    return checkpoint
 
 
 def mark_finished(checkpoint_dir: Path | str, fingerprint: str | None) -> None:

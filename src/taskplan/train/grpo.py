@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from taskplan.errors import ConfigError
-from taskplan.train.settings import TrainerSettings, TrainResult, run_training
+from taskplan.train.history import GRPO_PLOTS, first_value, last_value, mean_value
+from taskplan.train.run import TrainingMethod, run_training
+from taskplan.train.settings import TrainerSettings, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,7 @@ class GrpoConfig(TrainerSettings):
     use_vllm: bool = False                      # vLLM generation when installed and on GPU (colocated)
     vllm_gpu_memory_utilization: float = 0.3
 
-    def __post_init__(self) -> None:
-        TrainerSettings.__post_init__(self)     # shared checks (see there why not super())
+    def check(self) -> None:
         if self.num_generations < 2:
             raise ConfigError(f"grpo.num_generations={self.num_generations}: GRPO needs at least 2 completions "
                               "per prompt for a group-relative advantage")
@@ -102,20 +103,7 @@ class GrpoResult(TrainResult):
 
 def run_grpo(cfg: GrpoConfig, resume: bool = False, callbacks: Sequence[Any] = ()) -> GrpoResult:
     """Train, save the policy, write metrics and plots. `callbacks` are extra TrainerCallbacks."""
-    from taskplan.train.history import GRPO_PLOTS
-
-    return run_training(cfg, build_trainer, _summarise, GRPO_PLOTS, GrpoResult, resume, callbacks)
-
-
-def build_trainer(cfg: GrpoConfig, callbacks: Sequence[Any] = ()) -> tuple[Any, Any]:
-    """The configured TRL trainer and the tokenizer (also used by benchmarks/bench_grpo.py)."""
-    from trl import GRPOTrainer
-
-    from taskplan.train.backend import make_trainer
-    from taskplan.train.rewards import exact_match_reward, format_reward
-
-    return make_trainer(cfg, GRPOTrainer, training_args, ("prompt", "answer", "valid_actions"), callbacks,
-                        reward_funcs=[exact_match_reward, format_reward])
+    return run_training(cfg, GRPO, resume, callbacks)
 
 
 def training_args(cfg: GrpoConfig) -> Any:
@@ -140,7 +128,7 @@ def training_args(cfg: GrpoConfig) -> Any:
         scale_rewards=cfg.scale_rewards,
         epsilon=cfg.epsilon,
         num_iterations=cfg.num_iterations,
-        reward_weights=[cfg.exact_match_weight, cfg.format_weight],   # in reward_funcs' order (build_trainer)
+        reward_weights=[cfg.exact_match_weight, cfg.format_weight],   # in reward_funcs' order (_rewards)
         use_vllm=use_vllm,
         vllm_mode="colocate",
         vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
@@ -150,8 +138,6 @@ def training_args(cfg: GrpoConfig) -> Any:
 
 
 def _summarise(cfg: GrpoConfig, history: list[dict[str, Any]]) -> dict[str, float | None]:
-    from taskplan.train.history import first_value, last_value, mean_value
-
     last = max(1, min(10, cfg.max_steps // 4))  # smooth the noisy per-step rewards over the last steps
     return {
         "reward_mean": mean_value(history, "reward_mean", last=last),
@@ -166,3 +152,21 @@ def _summarise(cfg: GrpoConfig, history: list[dict[str, Any]]) -> dict[str, floa
         "step_seconds": mean_value(history, "step_seconds"),
         "train_seconds": last_value(history, "train_seconds"),   # the SFT control row's time budget
     }
+
+
+def _trainer_class() -> Any:
+    from trl import GRPOTrainer
+
+    return GRPOTrainer
+
+
+def _rewards() -> dict[str, Any]:
+    from taskplan.train.rewards import exact_match_reward, format_reward
+
+    return {"reward_funcs": [exact_match_reward, format_reward]}
+
+
+# what GRPO supplies to the shared run (train/run.py): its trainer, config, columns, rewards, metrics and plots
+GRPO = TrainingMethod(trainer_class=_trainer_class, training_args=training_args,
+                      columns=("prompt", "answer", "valid_actions"), summarise=_summarise, plots=GRPO_PLOTS,
+                      result=GrpoResult, trainer_arguments=_rewards)

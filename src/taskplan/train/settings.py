@@ -1,4 +1,4 @@
-"""What every training stage shares: its settings (`TrainerSettings`) and its run (`run_training`).
+"""What every training stage shares: its settings (`TrainerSettings`) and its result (`TrainResult`).
 
 SFT and GRPO differ in their method (data collation vs rewards and groups),
 not in where their inputs and outputs live, how the optimizer is scheduled,
@@ -13,29 +13,23 @@ own, so params.yaml stays flat (`sft.learning_rate`, `--set grpo.max_steps=2`):
         ...
         batch_size: int = 8                        # its own fields
 
-    def run_sft(cfg, resume=False, callbacks=()):
-        return run_training(cfg, build_trainer, _summarise, SFT_PLOTS, SftResult, resume, callbacks)
+        def check(self) -> None:                   # its own checks, after the shared ones
+            self.require_positive("batch_size")
 
 `trainer_kwargs(settings)` in backend.py turns these fields into the
-TrainingArguments both TRL configs take; `run_training` trains through
-`train_with_checkpoints` (fingerprint, resume, atomic save, finished marker),
-then writes the stage's metrics JSON and plot CSVs.
+TrainingArguments both TRL configs take; train/run.py's `run_training` is the
+run itself (load, build, resume, train, save, summarise).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal
 
 from taskplan.errors import ConfigError
 
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup", "warmup_stable_decay"]
-
-S = TypeVar("S", bound="TrainerSettings")
-R = TypeVar("R", bound="TrainResult")
 
 
 # kw_only: the per-stage fields (paths, step counts, learning rate) have no default here, and each stage
@@ -76,8 +70,7 @@ class TrainerSettings:
     seed: int = 42                            # filled from common.seed
 
     def __post_init__(self) -> None:
-        # A stage's __post_init__ calls `TrainerSettings.__post_init__(self)` first: slotted dataclasses are
-        # rebuilt classes, so a bare super() inside them fails (fixed only in Python 3.14).
+        """The shared checks, then the stage's own (`check`)."""
         self.require_positive("max_steps", "gradient_accumulation_steps", "save_steps", "save_total_limit",
                               "val_batch_size", "val_max_new_tokens")
         if self.learning_rate <= 0:
@@ -89,6 +82,10 @@ class TrainerSettings:
         if self.cpu_threads < 0:
             raise ConfigError(f"{self.section}.cpu_threads={self.cpu_threads}: use 0 (torch's default) or a "
                               "positive count")
+        self.check()
+
+    def check(self) -> None:
+        """A stage's own checks (ConfigError); runs after the shared ones."""
 
     def require_positive(self, *names: str) -> None:
         """ConfigError naming the first of `names` that is below 1."""
@@ -114,30 +111,3 @@ class TrainResult:
 
     def details(self) -> str:
         return ""
-
-
-def run_training(cfg: S, build_trainer: Callable[[S, Sequence[Any]], tuple[Any, Any]],
-                 summarise: Callable[[S, list[dict[str, Any]]], dict[str, float | None]],
-                 plots: Any, result: type[R], resume: bool = False, callbacks: Sequence[Any] = ()) -> R:
-    """Train (resuming only a checkpoint of these inputs), save the policy, then write the metrics JSON
-    (`steps`, `wall_seconds`, then the stage's `summarise(cfg, history)`; None values dropped) and the
-    stage's plot CSVs. `callbacks` are extra TrainerCallbacks."""
-    from taskplan.io import atomic_write_json
-    from taskplan.train.checkpoints import train_with_checkpoints
-    from taskplan.train.history import step_history, write_plots
-
-    start = time.perf_counter()
-    trainer = train_with_checkpoints(cfg, build_trainer, resume, callbacks)
-    seconds = time.perf_counter() - start
-    state = trainer.state
-    history = step_history(state.log_history)
-    metrics = {
-        "steps": float(state.global_step),
-        "wall_seconds": round(seconds, 2),  # the whole stage: load, train, validate, save
-        **summarise(cfg, history),
-    }
-    metrics = {k: v for k, v in metrics.items() if v is not None}
-    if trainer.is_world_process_zero():   # under accelerate launch, one process writes
-        atomic_write_json(cfg.metrics_path, metrics)
-        write_plots(history, cfg.plots_dir, plots)
-    return result(cfg.out_dir, metrics, history)

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from taskplan.errors import ConfigError
-from taskplan.train.settings import TrainerSettings, TrainResult, run_training
+from taskplan.train.history import SFT_PLOTS, first_value, last_value, mean_value
+from taskplan.train.run import TrainingMethod, run_training
+from taskplan.train.settings import TrainerSettings, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,7 @@ class SftConfig(TrainerSettings):
     max_seconds: float = 0.0                    # stop after this many seconds of training steps (0: no limit)
     seconds_from: Path | None = None            # ... or as many as `train_seconds` in this metrics JSON
 
-    def __post_init__(self) -> None:
-        TrainerSettings.__post_init__(self)     # shared checks (see there why not super())
+    def check(self) -> None:
         self.require_positive("batch_size")
         if self.batch_size % self.gradient_accumulation_steps:
             raise ConfigError(f"sft.batch_size={self.batch_size} must be divisible by "
@@ -88,20 +89,10 @@ class SftResult(TrainResult):
 def run_sft(cfg: SftConfig, resume: bool = False, callbacks: Sequence[Any] = ()) -> SftResult:
     """Train, save the policy, write metrics and plots. `callbacks` are extra TrainerCallbacks."""
     from taskplan.train.callbacks import TimeBudgetCallback
-    from taskplan.train.history import SFT_PLOTS
 
     budget = cfg.time_budget()   # before any loading: a missing budget file fails at once
     extra = [*callbacks, *([TimeBudgetCallback(budget)] if budget > 0 else [])]
-    return run_training(cfg, build_trainer, _summarise, SFT_PLOTS, SftResult, resume, extra)
-
-
-def build_trainer(cfg: SftConfig, callbacks: Sequence[Any] = ()) -> tuple[Any, Any]:
-    """The configured TRL trainer and the tokenizer."""
-    from trl import SFTTrainer
-
-    from taskplan.train.backend import make_trainer
-
-    return make_trainer(cfg, SFTTrainer, training_args, ("prompt", "completion"), callbacks)
+    return run_training(cfg, SFT, resume, extra)
 
 
 def training_args(cfg: SftConfig) -> Any:
@@ -123,8 +114,6 @@ def training_args(cfg: SftConfig) -> Any:
 
 
 def _summarise(cfg: SftConfig, history: list[dict[str, Any]]) -> dict[str, float | None]:
-    from taskplan.train.history import first_value, last_value, mean_value
-
     return {
         "final_loss": last_value(history, "loss"),
         "loss_last10": mean_value(history, "loss", last=10),
@@ -133,3 +122,14 @@ def _summarise(cfg: SftConfig, history: list[dict[str, Any]]) -> dict[str, float
         "tokens_per_second": mean_value(history, "tokens_per_second"),
         "train_seconds": last_value(history, "train_seconds"),   # time in training steps (learning-curve x)
     }
+
+
+def _trainer_class() -> Any:
+    from trl import SFTTrainer
+
+    return SFTTrainer
+
+
+# what SFT supplies to the shared run (train/run.py): its trainer, config, columns, metrics and plots
+SFT = TrainingMethod(trainer_class=_trainer_class, training_args=training_args, columns=("prompt", "completion"),
+                     summarise=_summarise, plots=SFT_PLOTS, result=SftResult)

@@ -80,6 +80,25 @@ def tiny_sft_dir(tiny_model_dir, tiny_rows_dir, tmp_path_factory):
     return run_sft(cfg).out_dir
 
 
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """Prefect's test harness: a temporary server and database for the session (flows, cluster fan-out)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(prefect_harness):
+    """The address of a dask.distributed cluster of 2 worker processes on this machine (one thread each),
+    started for the session: what `generate.cluster` / `evaluate.cluster` point at."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
 @pytest.fixture(autouse=True)
 def _no_stage_tracking(monkeypatch):
     """Stage commands log to MLflow by default; unit tests keep ./mlflow.db untouched (tests/tracking

@@ -46,14 +46,6 @@ profiles: {micro: {}}
 
 
 @pytest.fixture(scope="session")
-def prefect_harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-@pytest.fixture(scope="session")
 def pipeline_module():
     """flows/pipeline.py as a module (flows/ is not a package; Prefect loads it by path the same way)."""
     from prefect.utilities.importtools import load_script_as_module

@@ -23,7 +23,6 @@ same params give byte-identical files whatever the worker count.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 
 from taskplan.data.suite import read_suite
 from taskplan.errors import ConfigError, PlanningTimeout
-from taskplan.io import atomic_dir, atomic_write_json, atomic_write_jsonl
+from taskplan.io import atomic_dir, atomic_write_json, atomic_write_jsonl, path_digest
 from taskplan.kitchen.tasks import EVAL_SEEDS, PAPER_TASKS, get_task
 
 log = logging.getLogger(__name__)
@@ -51,6 +50,8 @@ class GenerateConfig:
     metrics_path: Path = Path("metrics/generate.json")
     suite: Path | None = Path("data/suite.json")   # frozen inputs: held-out evaluation seeds
     workers: int = 2                               # planner processes (0 or 1: in-process)
+    cluster: str = ""                              # Dask scheduler tcp://HOST:PORT or local:N: plan shards there
+    shard_seeds: int = 10                          # seeds per shard (task, seed chunk, eps) on the cluster
     max_plan_seconds: float = 120.0                # per planner call; PlanningError beyond it
     skip_slow: bool = False                        # a (task, seed, eps) whose planning runs out of time is
                                                    # skipped and counted (metrics `skipped`) instead of failing
@@ -78,8 +79,14 @@ class GenerateConfig:
             raise ConfigError(f"generate.noise_levels: {bad} outside [0, 1)")
         if self.workers < 0:
             raise ConfigError(f"generate.workers={self.workers}: must be >= 0")
-        if self.max_plan_seconds <= 0:
+        if not self.max_plan_seconds > 0:   # NaN too
             raise ConfigError(f"generate.max_plan_seconds={self.max_plan_seconds}: must be > 0")
+        if self.cluster:
+            from taskplan.orchestrate.fanout import check_cluster
+
+            check_cluster(self.cluster, "generate.cluster")
+        if self.shard_seeds < 1:
+            raise ConfigError(f"generate.shard_seeds={self.shard_seeds}: must be >= 1")
 
     @property
     def train_seeds(self) -> tuple[int, ...]:
@@ -132,9 +139,12 @@ def run_generate(cfg: GenerateConfig, progress: Progress | None = None) -> Gener
     if cfg.suite is not None:
         check_against_suite(cfg.train_seeds, cfg.suite)
     jobs = cfg.jobs
-    log.info("generating %d episodes (%d tasks x %d seeds x %d noise levels) with %d worker(s)", len(jobs),
-             len(cfg.tasks), cfg.num_train_seeds, len(cfg.noise_levels), max(cfg.workers, 1))
-    done = _run_jobs(jobs, cfg.workers, progress)
+    if cfg.cluster:
+        done = _run_on_cluster(jobs, cfg, progress)
+    else:
+        log.info("generating %d episodes (%d tasks x %d seeds x %d noise levels) with %d worker(s)", len(jobs),
+                 len(cfg.tasks), cfg.num_train_seeds, len(cfg.noise_levels), max(cfg.workers, 1))
+        done = _run_jobs(jobs, cfg.workers, progress)
     episodes = [ep for ep in done if "skipped" not in ep]
     skipped: dict[str, int] = {}
     for ep in done:
@@ -150,7 +160,7 @@ def run_generate(cfg: GenerateConfig, progress: Progress | None = None) -> Gener
             files[name] = {"eps": eps, "episodes": len(eps_episodes),
                            "steps": sum(len(ep["steps"]) for ep in eps_episodes),
                            "noise_steps": sum(s["is_noise"] for ep in eps_episodes for s in ep["steps"]),
-                           "sha256": file_sha256(tmp / name)}
+                           "sha256": path_digest(tmp / name)}
         atomic_write_json(tmp / "manifest.json", {
             "tasks": list(cfg.tasks), "train_seeds": [cfg.train_seeds_start, cfg.num_train_seeds],
             "noise_levels": list(cfg.noise_levels), "noise_seed": cfg.seed, "files": files,
@@ -199,14 +209,6 @@ def check_against_suite(train_seeds: tuple[int, ...], suite_path: Path) -> dict:
     return suite
 
 
-def file_sha256(path: Path | str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _episode_job(job: tuple[str, int, float, int, float, bool]) -> dict:
     task, seed, eps, noise_seed, max_seconds, skip_slow = job
     try:
@@ -215,6 +217,27 @@ def _episode_job(job: tuple[str, int, float, int, float, bool]) -> dict:
         if not skip_slow:
             raise
         return {"task": task, "seed": seed, "eps": float(eps), "skipped": str(err)}
+
+
+def episodes_shard(jobs: list[tuple[str, int, float, int, float, bool]]) -> list[dict]:
+    """One shard on a cluster worker: the episodes of consecutive jobs (one task, a chunk of seeds, one eps)."""
+    return [_episode_job(job) for job in jobs]
+
+
+def _run_on_cluster(jobs: list, cfg: GenerateConfig, progress: Progress | None) -> list[dict]:
+    """Jobs cut into (eps, task, seed chunk) shards, planned on the cluster, flattened back in job order:
+    the files are byte for byte those of a serial run (each episode depends only on its own job)."""
+    from taskplan.orchestrate.fanout import chunks, run_shards
+
+    per_block = cfg.num_train_seeds   # jobs run eps-major, then task, then seed: a block is one (eps, task)
+    shards = [c for b in range(0, len(jobs), per_block) for c in chunks(jobs[b:b + per_block], cfg.shard_seeds)]
+    log.info("generating %d episodes in %d shards on cluster %s", len(jobs), len(shards), cfg.cluster)
+    sizes = [len(s) for s in shards]
+    shard_progress = None
+    if progress is not None:
+        shard_progress = lambda done, _n: progress(sum(sizes[:done]), len(jobs))
+    return [ep for shard in run_shards(episodes_shard, shards, cfg.cluster, "generate", shard_progress)
+            for ep in shard]
 
 
 def _worker_signals() -> None:

@@ -24,7 +24,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -85,8 +85,8 @@ class EvalSettings:
     seed: int = 42                       # common.seed: random policy streams, sampling
 
     def __post_init__(self) -> None:
-        # A stage's __post_init__ calls `EvalSettings.__post_init__(self)`: slotted dataclasses are rebuilt
-        # classes, so a bare super() inside them fails (fixed only in Python 3.14).
+        """The stage's own checks (`check`), then the shared ones."""
+        self.check()
         section = self.section
         for name in self.tasks:
             get_task(name)
@@ -102,6 +102,13 @@ class EvalSettings:
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ConfigError(f"{section}.dtype={self.dtype!r}; use auto, float32, bfloat16 or float16")
 
+    def check(self) -> None:
+        """A stage's own checks (ConfigError); run before the shared ones."""
+
+    def endpoint_options(self) -> dict[str, Any]:
+        """PolicyOptions fields a stage sets beyond the shared ones (evaluate: the chat-endpoint knobs)."""
+        return {}
+
     @property
     def settings(self) -> RolloutSettings:
         return RolloutSettings(self.history, self.prompt_style, self.max_retries, self.max_exhausted,
@@ -111,7 +118,7 @@ class EvalSettings:
     def options(self) -> PolicyOptions:
         return PolicyOptions(self.seed, self.max_new_tokens, self.temperature, self.top_p, self.batch_size,
                              self.device, self.dtype, planner_seconds=self.planner_seconds,
-                             pad_tolerance=self.pad_tolerance)
+                             pad_tolerance=self.pad_tolerance, **self.endpoint_options())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,6 +136,8 @@ class EvaluateConfig(EvalSettings):
     merge: bool = False                  # keep other policies already present in out_path
     single_turn_datasets: tuple[Path, ...] = ()   # datasets whose validation rows are judged by kind and outcome
     single_turn_rows: int = 400          # how many rows of each, spread evenly (0: all)
+    cluster: str = ""                    # Dask scheduler tcp://HOST:PORT or local:N: play shards there
+    shard_seeds: int = 10                # seeds per shard (policy, task, seed chunk) on the cluster
     single_turn_path: Path | None = None   # {policy: {all|move|other|task/<t>: outcomes}}; set: always written
     holdout_policies: tuple[str, ...] = ()   # also played on the extra held-out seeds (e.g. the candidate)
     holdout_seed_start: int = 500        # extra held-out seeds start, start + 1, ... (below the training range)
@@ -137,14 +146,13 @@ class EvaluateConfig(EvalSettings):
     out_path: Path = Path("metrics/eval.json")
     outputs_dir: Path = Path("outputs/eval")  # <policy>.jsonl transcripts, <policy>.bound.jsonl bounds
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if not self.policies:
             raise ConfigError("evaluate.policies is empty; e.g. [random, expert, sft=models/sft]")
         names = [parse_policy_spec(p)[0] for p in self.policies]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ConfigError(f"evaluate.policies names {', '.join(dup)} twice; give each policy its own name")
-        EvalSettings.__post_init__(self)   # the shared checks (see there why not super())
         unknown = [c for c in self.constrained if c not in names]
         if unknown:
             raise ConfigError(f"evaluate.constrained names {', '.join(unknown)}, which evaluate.policies does not "
@@ -166,17 +174,21 @@ class EvaluateConfig(EvalSettings):
             raise ConfigError("evaluate.holdout_policies is set but holdout_path is not; name the file")
         if self.single_turn_rows < 0:
             raise ConfigError(f"evaluate.single_turn_rows={self.single_turn_rows}: use 0 (all rows) or a count")
+        if self.cluster:
+            from taskplan.orchestrate.fanout import check_cluster
+
+            check_cluster(self.cluster, "evaluate.cluster")
+        if self.shard_seeds < 1:
+            raise ConfigError(f"evaluate.shard_seeds={self.shard_seeds}: must be >= 1")
 
     @property
     def holdout_seeds(self) -> tuple[int, ...]:
         return tuple(range(self.holdout_seed_start, self.holdout_seed_start + self.holdout_num_seeds))
 
-    @property
-    def options(self) -> PolicyOptions:
-        """EvalSettings' options plus the chat-endpoint knobs (cross-task evaluates model folders only)."""
-        shared = EvalSettings.options.fget(self)   # the base property (no bare super() in slotted classes)
-        return replace(shared, endpoint_model=self.endpoint_model, endpoint_concurrency=self.endpoint_concurrency,
-                       endpoint_timeout=self.endpoint_timeout)
+    def endpoint_options(self) -> dict[str, Any]:
+        """The chat-endpoint knobs (cross-task evaluates model folders only)."""
+        return {"endpoint_model": self.endpoint_model, "endpoint_concurrency": self.endpoint_concurrency,
+                "endpoint_timeout": self.endpoint_timeout}
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +221,17 @@ class PolicyEvaluation:
     bounds: list[Any] = field(default_factory=list)   # BoundRecord per instance (model policies)
 
 
+@dataclass
+class PolicyOutcome:
+    """Everything one policy spec produced: a (name, evaluation, sampled SR@opt counts) per decoding mode,
+    its held-out seeds' evaluation, its single-turn outcomes. The serial run and the cluster's merged shards
+    both end in this, and `run_evaluate` turns it into files the same way."""
+
+    modes: list[tuple[str, PolicyEvaluation, dict[str, tuple[int, int]] | None]] = field(default_factory=list)
+    holdout: PolicyEvaluation | None = None
+    single_turn: dict[str, Any] | None = None
+
+
 def run_evaluate(cfg: EvaluateConfig, progress: Progress | None = None) -> EvaluateResult:
     start = time.perf_counter()
     specs = resolve_specs(cfg.tasks, cfg.seeds, cfg.suite)
@@ -232,35 +255,34 @@ def run_evaluate(cfg: EvaluateConfig, progress: Progress | None = None) -> Evalu
     rows = [r for d in cfg.single_turn_datasets for r in validation_rows(d, cfg.single_turn_rows)]
     single_turn: dict[str, Any] = {}
     files: list[Path] = []
+    if cfg.cluster:   # every policy's shards at once; the outcomes merged in the serial order
+        from taskplan.evaluate.sharded import evaluate_on_cluster
+
+        outcomes = iter(evaluate_on_cluster(cfg, specs, holdout_specs, plans, rows, progress))
     for n, spec in enumerate(cfg.policies):
-        policy = make_policy(spec, cfg.options)
-        runs: list[tuple[Policy, bool]] = [(policy, cfg.bound)]
-        if policy.name in cfg.constrained and isinstance(policy, HFPolicy):
-            runs.append((ConstrainedPolicy(policy), False))   # same weights, no second load
-        try:
-            for mode, bound in runs:
-                ev = evaluate_policy(mode, specs, cfg.settings, plans, bound=bound,
-                                     progress=offset_progress(progress, n * len(specs), len(cfg.policies) * len(specs)))
-                if bound and cfg.opt_samples and isinstance(mode, HFPolicy):
-                    add_sampled_sr_opt(ev.table, sampled_sr_opt(lambda k, m=mode: m.sampler(cfg.seed + 1 + k),
-                                                                specs, plans, cfg.settings, cfg.opt_samples))
-                for row in ev.table.values():   # which prompt produced the number (the report says it)
-                    row["prompt_style"] = cfg.prompt_style
-                doc[mode.name] = ev.table
-                files.append(cfg.outputs_dir / f"{mode.name}.jsonl")
-                write_transcripts(files[-1], ev.episodes)
-                if ev.bounds:
-                    files.append(cfg.outputs_dir / f"{mode.name}.bound.jsonl")
-                    atomic_write_jsonl(files[-1], (b.to_json() for b in ev.bounds))
-                log.info("evaluated %s: %s", mode.name, sr_line({mode.name: ev.table}))
-            if policy.name in cfg.holdout_policies and holdout_specs:
-                ev = evaluate_policy(policy, holdout_specs, cfg.settings, plans)
-                holdout[policy.name] = ev.table
-                log.info("held-out seeds %s: %s", policy.name, sr_line({policy.name: ev.table}))
-            if rows and isinstance(policy, HFPolicy):
-                single_turn[policy.name] = single_turn_outcomes(policy, rows, cfg.planner_seconds)
-        finally:
-            release_policy(policy)
+        if cfg.cluster:
+            outcome = next(outcomes)
+        else:
+            outcome = _evaluate_here(cfg, spec, specs, holdout_specs, plans, rows,
+                                     offset_progress(progress, n * len(specs), len(cfg.policies) * len(specs)))
+        name = parse_policy_spec(spec)[0]
+        for mode_name, ev, sampled in outcome.modes:
+            if sampled is not None:
+                add_sampled_sr_opt(ev.table, sampled)
+            for row in ev.table.values():   # which prompt produced the number (the report says it)
+                row["prompt_style"] = cfg.prompt_style
+            doc[mode_name] = ev.table
+            files.append(cfg.outputs_dir / f"{mode_name}.jsonl")
+            write_transcripts(files[-1], ev.episodes)
+            if ev.bounds:
+                files.append(cfg.outputs_dir / f"{mode_name}.bound.jsonl")
+                atomic_write_jsonl(files[-1], (b.to_json() for b in ev.bounds))
+            log.info("evaluated %s: %s", mode_name, sr_line({mode_name: ev.table}))
+        if outcome.holdout is not None:
+            holdout[name] = outcome.holdout.table
+            log.info("held-out seeds %s: %s", name, sr_line({name: outcome.holdout.table}))
+        if outcome.single_turn is not None:
+            single_turn[name] = outcome.single_turn
     # a named file is always written (a declared output of the stage), {} when nothing was asked for
     for path, doc_part in ((cfg.holdout_path, holdout), (cfg.single_turn_path, single_turn)):
         if path is not None:
@@ -270,20 +292,54 @@ def run_evaluate(cfg: EvaluateConfig, progress: Progress | None = None) -> Evalu
     return EvaluateResult(doc, cfg.out_path, (cfg.out_path, *files), time.perf_counter() - start, cfg.policies)
 
 
+def _evaluate_here(cfg: EvaluateConfig, spec: str, specs: Sequence[EpisodeSpec], holdout_specs: Sequence[EpisodeSpec],
+                   plans: Mapping[str, Sequence[str]], rows: Sequence[dict],
+                   progress: Progress | None) -> PolicyOutcome:
+    """One policy spec in this process: its modes (plain, constrained), held-out seeds and single-turn rows."""
+    policy = make_policy(spec, cfg.options)
+    runs: list[tuple[Policy, bool]] = [(policy, cfg.bound)]
+    if policy.name in cfg.constrained and isinstance(policy, HFPolicy):
+        runs.append((ConstrainedPolicy(policy), False))   # same weights, no second load
+    outcome = PolicyOutcome()
+    try:
+        for mode, bound in runs:
+            ev = evaluate_policy(mode, specs, cfg.settings, plans, bound=bound, progress=progress)
+            sampled = None
+            if bound and cfg.opt_samples and isinstance(mode, HFPolicy):
+                sampled = sampled_sr_opt(lambda k, m=mode: m.sampler(cfg.seed + 1 + k), specs, plans, cfg.settings,
+                                         cfg.opt_samples)
+            outcome.modes.append((mode.name, ev, sampled))
+        if policy.name in cfg.holdout_policies and holdout_specs:
+            outcome.holdout = evaluate_policy(policy, holdout_specs, cfg.settings, plans)
+        if rows and isinstance(policy, HFPolicy):
+            outcome.single_turn = single_turn_outcomes(policy, rows, cfg.planner_seconds)
+    finally:
+        release_policy(policy)
+    return outcome
+
+
 def evaluate_policy(policy: Policy, specs: Sequence[EpisodeSpec], settings: RolloutSettings = RolloutSettings(),
                     plans: Mapping[str, Sequence[str]] | None = None, bound: bool = False,
                     progress: Progress | None = None) -> PolicyEvaluation:
     """Roll out one policy on `specs`; metrics per task, plus the bound when the policy can score."""
     episodes = run_episodes(policy, specs, settings, progress)
+    records = []
+    if bound and plans is not None and isinstance(policy, Scorer):
+        records = expert_bounds(policy, specs, plans, settings)
+    return policy_evaluation(episodes, plans, records)
+
+
+def policy_evaluation(episodes: list[Episode], plans: Mapping[str, Sequence[str]] | None,
+                      records: Sequence[Any] = ()) -> PolicyEvaluation:
+    """Metrics per task of finished episodes (each given its instance's true optimum), with the mean bound
+    of `records` (one per instance) where there are any."""
     for ep in episodes:
         if plans is not None and ep.key in plans:
             ep.optimum = len(plans[ep.key])
     table = task_table(episodes)
-    records = []
-    if bound and plans is not None and isinstance(policy, Scorer):
-        records = expert_bounds(policy, specs, plans, settings)
+    if records:
         add_bounds(table, mean_bound_by_task(records), mean_log10_bound_by_task(records))
-    return PolicyEvaluation(table, episodes, records)
+    return PolicyEvaluation(table, episodes, list(records))
 
 
 def resolve_specs(tasks: Sequence[str], seeds: Sequence[int], suite: Path | None) -> list[EpisodeSpec]:

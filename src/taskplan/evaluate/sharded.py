@@ -56,6 +56,7 @@ class EvalShard:
     opt_samples: int = 0
     rows: tuple[dict, ...] = ()                  # single_turn rows
     planner_seconds: float = 300.0
+    cpu_threads: int = 0                         # torch threads on the worker (evaluate.cpu_threads)
 
 
 @dataclass
@@ -70,8 +71,9 @@ class ShardResult:
 def play_shard(shard: EvalShard) -> ShardResult:
     """On a worker: load the shard's policy, play or judge, free it."""
     from taskplan.evaluate.single_turn import single_turn_outcomes
-    from taskplan.evaluate.stage import release_policy
+    from taskplan.evaluate.stage import release_policy, set_cpu_threads
 
+    set_cpu_threads(shard.cpu_threads)   # a worker process per core: one thread each, as the serial run
     policy = make_policy(shard.policy, shard.options)
     try:
         if shard.mode == "single_turn":
@@ -105,10 +107,10 @@ def plan_shards(cfg: EvaluateConfig, specs: Sequence[EpisodeSpec], holdout_specs
             for chunk in _task_chunks(mode_specs, cfg.shard_seeds):
                 shards.append(EvalShard(spec, mode, tuple(chunk), {s.key: plans[s.key] for s in chunk},
                                         cfg.settings, cfg.options, bound, cfg.opt_samples,
-                                        planner_seconds=cfg.planner_seconds))
+                                        planner_seconds=cfg.planner_seconds, cpu_threads=cfg.cpu_threads))
         if model and rows:
             shards.append(EvalShard(spec, "single_turn", rows=tuple(rows), options=cfg.options,
-                                    planner_seconds=cfg.planner_seconds))
+                                    planner_seconds=cfg.planner_seconds, cpu_threads=cfg.cpu_threads))
     return shards
 
 

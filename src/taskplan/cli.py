@@ -12,6 +12,7 @@ them so that `taskplan plan` answers in well under a second.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
@@ -25,8 +26,14 @@ from taskplan.commands import data as data_commands
 from taskplan.commands import evaluate as evaluate_commands
 from taskplan.commands import tracking as tracking_commands
 from taskplan.commands import train as train_commands
+from taskplan.config import effective_config
 from taskplan.env import quiet_env
-from taskplan.errors import ConfigError, TaskplanError
+from taskplan.errors import ConfigError, InstanceError, TaskplanError
+from taskplan.expert.planner import plan_instance
+from taskplan.io import atomic_write_json, parse_json_text, read_text_input
+from taskplan.kitchen.env import KitchenEnv, resolve_instance
+from taskplan.kitchen.parse import parse_action
+from taskplan.kitchen.tasks import all_tasks
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Train and evaluate small LLM planners on long kitchen tasks.")
@@ -58,10 +65,7 @@ def params(stage: Annotated[Optional[str], typer.Argument(help="One section, e.g
            overrides: Annotated[Optional[list[str]], typer.Option("--set", help="section.key=value override.")] = None,
            as_json: JsonOpt = False) -> None:
     """Print the effective configuration of a stage: each value, where it came from and what it means."""
-    import importlib
-
-    from taskplan.config import effective_config
-    from taskplan.orchestrate.stages import RUNNERS
+    from taskplan.orchestrate.stages import RUNNERS  # imports yaml: only `params` needs the stage table
 
     sections = {name: (mod, cls) for name, (mod, cls, _, _) in RUNNERS.items()} | EXTRA_SECTIONS
     chosen = [stage] if stage else list(sections)
@@ -86,8 +90,6 @@ def params(stage: Annotated[Optional[str], typer.Argument(help="One section, e.g
 @app.command()
 def tasks(as_json: JsonOpt = False) -> None:
     """List the task catalogue (name, kind, listed optimum, step cap)."""
-    from taskplan.kitchen.tasks import all_tasks
-
     rows = [t.summary() for t in all_tasks() if t.evaluable]
     if as_json:
         typer.echo(json.dumps(rows))
@@ -100,9 +102,6 @@ def tasks(as_json: JsonOpt = False) -> None:
 def instance(task: TaskOpt = None, seed: SeedOpt = None, layout: LayoutOpt = None,
              out: Annotated[Optional[Path], typer.Option(help="Write to FILE instead of stdout.")] = None) -> None:
     """Write the seeded (or default) layout of a task as an instance file."""
-    from taskplan.io import atomic_write_json
-    from taskplan.kitchen.env import resolve_instance
-
     inst = resolve_instance(task, seed, layout, None)
     if out:
         atomic_write_json(out, inst)   # refuses a directory, FIFO or device: only a regular file or a new path
@@ -115,9 +114,6 @@ def plan(task: TaskOpt = None, seed: SeedOpt = None, layout: LayoutOpt = None, i
          legacy_skip: LegacyOpt = False, as_json: JsonOpt = False,
          max_seconds: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 300.0) -> None:
     """Optimal (minimal, uniquely tie-broken) plan of the expert."""
-    from taskplan.expert.planner import plan_instance
-    from taskplan.kitchen.env import resolve_instance
-
     inst = resolve_instance(task, seed, layout, instance)
     result = plan_instance(inst, legacy_skip=legacy_skip, max_seconds=max_seconds)
     doc = {"task": inst["task"], "seed": seed, "optimal_steps": len(result.texts), "actions": result.texts,
@@ -135,8 +131,6 @@ def replay(actions: Annotated[Path, typer.Option("--actions", help="Plan file: o
            task: TaskOpt = None, seed: SeedOpt = None, layout: LayoutOpt = None, instance: InstanceOpt = None,
            legacy_skip: LegacyOpt = False, as_json: JsonOpt = False) -> None:
     """Validate a plan: success, steps, first invalid step (--json: per-step trace)."""
-    from taskplan.kitchen.env import KitchenEnv
-
     plan_actions = _read_actions(actions)
     env = KitchenEnv.from_spec(task, seed, layout, instance, legacy_skip=legacy_skip)
     result = env.replay(plan_actions)
@@ -155,9 +149,6 @@ def replay(actions: Annotated[Path, typer.Option("--actions", help="Plan file: o
 def play(task: TaskOpt = None, seed: SeedOpt = None, layout: LayoutOpt = None, instance: InstanceOpt = None,
          legacy_skip: LegacyOpt = False) -> None:
     """Play a task in the terminal: type an action or its number; 'q' quits."""
-    from taskplan.kitchen.env import KitchenEnv
-    from taskplan.kitchen.parse import parse_action
-
     if sys.stdin is None or sys.stdin.closed or sys.stdout is None or sys.stdout.closed:
         raise ConfigError("play needs an open standard input and output (it reads actions from the "
                           "terminal); run it in a terminal, or use `taskplan replay --actions FILE`")
@@ -201,9 +192,6 @@ def _play_loop(env: Any, parse_action: Any) -> None:
 
 
 def _read_actions(path: Path) -> list[str]:
-    from taskplan.errors import InstanceError
-    from taskplan.io import parse_json_text, read_text_input
-
     text = read_text_input(path, "plan file", InstanceError, "pass --actions FILE", 16 << 20)
     if text.lstrip().startswith(("[", "{")):
         doc = parse_json_text(text, path, "plan file", InstanceError,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from taskplan.errors import ConfigError
-from taskplan.io import check_output_dir, check_output_path
+from taskplan.io import check_output_dir, check_output_path, read_text_input
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -28,8 +28,6 @@ T = TypeVar("T")
 
 def read_params(path: Path | str) -> dict[str, Any]:
     import yaml
-
-    from taskplan.io import read_text_input
 
     path = Path(path)
     if not path.exists() and not path.is_symlink():

@@ -14,6 +14,7 @@ import typer
 
 from taskplan.commands import ParamsOpt, SetOpt, TrackOpt, progress_bar, run_tracked
 from taskplan.config import load_config
+from taskplan.io import atomic_write_text
 
 app = typer.Typer()   # its commands join taskplan.cli's app (see taskplan.cli)
 
@@ -65,7 +66,6 @@ def build_dataset(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = N
 def suite(out: Path = typer.Option(Path("data/suite.json"), help="Where to write the frozen suite.")) -> None:
     """Write the default frozen task suite (what `dvc pull data.dvc` restores)."""
     from taskplan.data.suite import suite_text
-    from taskplan.io import atomic_write_text
 
     atomic_write_text(out, suite_text())
     typer.echo(f"wrote {out}")

@@ -23,6 +23,7 @@ import typer
 
 from taskplan.commands import JsonOpt, ParamsOpt, SetOpt
 from taskplan.config import load_config
+from taskplan.errors import ConfigError
 
 app = typer.Typer()   # its commands join taskplan.cli's app (see taskplan.cli)
 
@@ -77,7 +78,6 @@ def ui(run: Annotated[bool, typer.Option("--run", help="Start the UI on the loca
 
     MLflow 3's UI opens on a GenAI overview; the runs page is where stage runs, their charts and the
     evaluate child runs to compare are."""
-    from taskplan.errors import ConfigError
     from taskplan.tracking.backend import DEFAULT_ARTIFACTS, experiment_name, find_experiment, tracking_uri
 
     uri, name = tracking_uri(), experiment_name()
@@ -114,8 +114,6 @@ def runs_page(base: str, experiment_id: str | None) -> str:
 
 def load_pipeline_flow(entrypoint: str | None = None):  # noqa: ANN201 (a prefect Flow)
     """The package's flow, or the flow object of `file.py:function` (relative to the current directory)."""
-    from taskplan.errors import ConfigError
-
     if entrypoint is None:
         from taskplan.orchestrate import taskplan_pipeline
 

@@ -37,6 +37,7 @@ from taskplan.data.reasoning import episode_reasonings
 from taskplan.data.trajectories import trajectory_file_name
 from taskplan.errors import ConfigError, DatasetError
 from taskplan.io import atomic_dir, atomic_write_json, path_digest, read_json_input
+from taskplan.kitchen.parse import parse_action
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +208,6 @@ def feedback_rows(rows: list[dict], share: float, cfg: BuildDatasetConfig) -> li
 def rejected_reply(answer: str, valid_actions: list[str], rng: random.Random) -> str:
     """The environment's error text for a typical invalid reply of a small model: a valid action cut off
     after a few words, an action naming an object of another kind, or a reply without an action."""
-    from taskplan.kitchen import parse_action
-
     words = rng.choice(valid_actions).split()
     kind = rng.random()
     if kind < 0.45 and len(words) > 2:

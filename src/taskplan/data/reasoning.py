@@ -34,6 +34,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from taskplan.expert.planner import plan_state
+from taskplan.kitchen.env import KitchenEnv
+
 _NOT_SUBGOAL = ("Move ", "Do nothing")
 _MOVE = re.compile(r"^Move robot1 from (\S+) to (\S+)$")
 _ROBOT_AT = re.compile(r"^robot1 is at (\S+)$", re.MULTILINE)
@@ -112,9 +115,6 @@ def episode_reasonings(episode: dict, depth: int = 1) -> list[str | None]:
 
 def _replanned_subgoals(episode: dict, t: int) -> list[Subgoal]:
     """Replay the episode's executed actions up to step t and ask the planner for the subgoals from there."""
-    from taskplan.expert.planner import plan_state
-    from taskplan.kitchen.env import KitchenEnv
-
     env = KitchenEnv.from_spec(episode["task"], seed=episode["seed"])
     env.reset()
     for st in episode["steps"][:t]:

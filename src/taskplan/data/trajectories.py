@@ -32,8 +32,12 @@ from pathlib import Path
 
 from taskplan.data.suite import read_suite
 from taskplan.errors import ConfigError, PlanningTimeout
+from taskplan.expert.noisy import noisy_rollout
 from taskplan.io import atomic_dir, atomic_write_json, atomic_write_jsonl, path_digest
+from taskplan.kitchen.env import KitchenEnv
+from taskplan.kitchen.layout import seeded_instance
 from taskplan.kitchen.tasks import EVAL_SEEDS, PAPER_TASKS, get_task
+from taskplan.orchestrate.fanout import check_cluster, chunks, run_shards
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +86,6 @@ class GenerateConfig:
         if not self.max_plan_seconds > 0:   # NaN too
             raise ConfigError(f"generate.max_plan_seconds={self.max_plan_seconds}: must be > 0")
         if self.cluster:
-            from taskplan.orchestrate.fanout import check_cluster
-
             check_cluster(self.cluster, "generate.cluster")
         if self.shard_seeds < 1:
             raise ConfigError(f"generate.shard_seeds={self.shard_seeds}: must be >= 1")
@@ -181,10 +183,6 @@ def run_generate(cfg: GenerateConfig, progress: Progress | None = None) -> Gener
 def expert_episode(task: str, seed: int, eps: float = 0.0, noise_seed: int = 42,
                    max_seconds: float | None = None) -> dict:
     """One episode of the (noisy) expert on the seeded layout of `task` (see module docstring)."""
-    from taskplan.expert.noisy import noisy_rollout
-    from taskplan.kitchen.env import KitchenEnv
-    from taskplan.kitchen.layout import seeded_instance
-
     env = KitchenEnv(seeded_instance(task, seed))
     rng = random.Random(f"{noise_seed}:{task}:{seed}:{float(eps)!r}")
     optimal, steps = noisy_rollout(env, eps, rng, max_seconds=max_seconds)
@@ -227,8 +225,6 @@ def episodes_shard(jobs: list[tuple[str, int, float, int, float, bool]]) -> list
 def _run_on_cluster(jobs: list, cfg: GenerateConfig, progress: Progress | None) -> list[dict]:
     """Jobs cut into (eps, task, seed chunk) shards, planned on the cluster, flattened back in job order:
     the files are byte for byte those of a serial run (each episode depends only on its own job)."""
-    from taskplan.orchestrate.fanout import chunks, run_shards
-
     per_block = cfg.num_train_seeds   # jobs run eps-major, then task, then seed: a block is one (eps, task)
     shards = [c for b in range(0, len(jobs), per_block) for c in chunks(jobs[b:b + per_block], cfg.shard_seeds)]
     log.info("generating %d episodes in %d shards on cluster %s", len(jobs), len(shards), cfg.cluster)

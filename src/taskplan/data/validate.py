@@ -31,8 +31,10 @@ from taskplan.data.dataset import COLUMNS, SPLITS, BuildDatasetConfig, collect_r
 from taskplan.data.expectations import Check, ValidationReport, run_suite
 from taskplan.data.prompts import answer_text
 from taskplan.data.suite import read_suite
-from taskplan.errors import ConfigError, DatasetError
+from taskplan.errors import ConfigError, DatasetError, TaskplanError
 from taskplan.io import atomic_write_json, path_digest
+from taskplan.kitchen.env import KitchenEnv
+from taskplan.kitchen.layout import seeded_instance
 from taskplan.kitchen.tasks import EVAL_SEEDS, all_tasks
 
 log = logging.getLogger(__name__)
@@ -254,10 +256,6 @@ def _derive_episode(rows: list[dict], file_eps: float | None, replay: bool) -> N
 
 
 def _replay_episode(rows: list[dict], task: str, seed: int) -> None:
-    from taskplan.errors import TaskplanError
-    from taskplan.kitchen.env import KitchenEnv
-    from taskplan.kitchen.layout import seeded_instance
-
     try:
         env = KitchenEnv(seeded_instance(task, seed))
     except TaskplanError:

@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 from gymnasium import spaces
 
+from taskplan.expert.planner import plan_state
 from taskplan.kitchen.env import KitchenEnv
 
 # Every character an observation or action can contain: names, phrases, templates, goal sentences.
@@ -116,7 +117,6 @@ class KitchenGymEnv(gym.Env[str, str]):
         if self.kitchen.done:
             return None
         if not self._plan:
-            from taskplan.expert.planner import plan_state  # lazy: plain rollouts never plan
             k = self.kitchen
             self._plan = list(plan_state(k.world, k.state, k.goal, max_seconds=self.max_plan_seconds).texts)
         return self._plan[0]
@@ -143,7 +143,6 @@ class KitchenGymEnv(gym.Env[str, str]):
         if cap is not None:
             return cap
         # extras without a listed optimum: 1.5 x the instance's true optimum, as evaluation does
-        from taskplan.expert.planner import plan_state
         k = self.kitchen
         opt = plan_state(k.world, k.initial, k.goal, max_seconds=self.max_plan_seconds).optimal_steps
         return max(1, math.ceil(1.5 * opt))

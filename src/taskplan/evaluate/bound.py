@@ -17,6 +17,7 @@ the instance in its minimal number of steps (`sr_opt` in the metrics).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +27,8 @@ from typing import Any
 from taskplan.data.prompts import answer_text, build_messages
 from taskplan.data.reasoning import reasoning_text, robot_location, subgoal_steps
 from taskplan.evaluate.policies import Scorer
-from taskplan.evaluate.rollout import EpisodeSpec, RolloutSettings
+from taskplan.evaluate.rollout import EpisodeSpec, RolloutSettings, run_episodes
+from taskplan.expert.planner import plan_state
 from taskplan.kitchen.env import KitchenEnv
 
 log = logging.getLogger(__name__)
@@ -58,8 +60,6 @@ class BoundRecord:
 
 def optimal_plans(specs: Sequence[EpisodeSpec], max_seconds: float | None = 300.0) -> dict[str, list[str]]:
     """The expert's minimal plan (action texts) of every instance, keyed by `spec.key`."""
-    from taskplan.expert.planner import plan_state
-
     plans = {}
     for spec in specs:
         env = KitchenEnv.from_spec(spec.task, seed=spec.seed)
@@ -134,10 +134,6 @@ def sampled_sr_opt(make_sampler: Callable[[int], Any], specs: Sequence[EpisodeSp
     cannot count) and ended by the first invalid reply: the bound multiplies first-reply probabilities
     only, so it bounds this stricter rate too, and a weak policy's episodes end in a few turns instead of
     fifteen retries. Returns {task: (successes, episodes)}."""
-    import dataclasses
-
-    from taskplan.evaluate.rollout import run_episodes
-
     capped = [EpisodeSpec(s.task, s.seed, len(plans[s.key])) for s in specs]
     settings = dataclasses.replace(settings, max_retries=1, max_exhausted=1)
     out: dict[str, list[int]] = {}

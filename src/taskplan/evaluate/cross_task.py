@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from taskplan.errors import ConfigError
 from taskplan.evaluate.bound import optimal_plans
 from taskplan.evaluate.metrics import flat_metrics
+from taskplan.evaluate.outcome import release_policy, set_cpu_threads
 from taskplan.evaluate.policies import PolicyOptions, make_policy, parse_policy_spec, policy_kind
 from taskplan.evaluate.rollout import Progress, RolloutSettings, write_transcripts
 from taskplan.evaluate.stage import (
@@ -32,9 +33,7 @@ from taskplan.evaluate.stage import (
     evaluate_policy,
     offset_progress,
     precheck_targets,
-    release_policy,
     resolve_specs,
-    set_cpu_threads,
     sr_line,
     with_caps,
 )

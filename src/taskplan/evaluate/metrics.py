@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from taskplan.evaluate.policies import parse_policy_spec, policy_kind
 from taskplan.kitchen.tasks import get_task
 
 CONTRACT_KEYS = ("sr", "asat", "asst", "episodes", "invalid_actions", "bound")
@@ -129,8 +130,6 @@ RUN_METRICS = ("sr", "asat", "asst", "invalid_rate", "bound_log10", "sr_opt_samp
 def policy_runs(doc: Mapping[str, Mapping[str, Mapping[str, Any]]], specs: Sequence[str]) -> dict[str, dict]:
     """One MLflow child run per evaluated policy, with the same metric names for every policy
     (`sr/<task>`, `asat/<task>`, ..., `sr_mean`) so the UI's compare views line them up."""
-    from taskplan.evaluate.policies import parse_policy_spec, policy_kind
-
     targets = dict(parse_policy_spec(s) for s in specs)
     runs = {}
     for name, table in doc.items():

@@ -43,6 +43,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from taskplan.data.prompts import answer_text
 from taskplan.errors import ConfigError, ModelNotFoundError
+from taskplan.expert.planner import plan_state
+from taskplan.kitchen.state import step, valid_actions
+from taskplan.model.factory import load_policy, load_tokenizer, model_folder_problem
 
 log = logging.getLogger(__name__)
 
@@ -185,9 +188,6 @@ class ExpertPolicy:
 
 def plan_actions_by_state(world: Any, state: Any, goal: Any, max_seconds: float | None) -> dict[Any, str]:
     """Map every state on the minimal plan from `state` to the plan's action there."""
-    from taskplan.expert.planner import plan_state
-    from taskplan.kitchen.state import step, valid_actions
-
     plan = plan_state(world, state, goal, max_seconds=max_seconds)
     out, s = {}, state
     for text in plan.texts:
@@ -225,8 +225,6 @@ class HFPolicy:
     def from_pretrained(cls, name_or_path: str, name: str = "model",
                         options: PolicyOptions = PolicyOptions()) -> HFPolicy:
         import torch
-
-        from taskplan.model import load_policy, load_tokenizer
 
         tokenizer = load_tokenizer(name_or_path)
         model = load_policy(name_or_path, dtype=options.dtype)
@@ -536,8 +534,6 @@ def _check_model_folder(name: str, target: str) -> None:
                                  "writes it (model-init, sft, grpo) or fix the policy list")
     from safetensors import SafetensorError, safe_open
     from transformers import AutoConfig
-
-    from taskplan.model.factory import load_tokenizer, model_folder_problem
 
     def broken(why: str) -> ModelNotFoundError:
         return ModelNotFoundError(f"model folder {target} of policy {name!r} {why}; rerun the stage that "

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from taskplan.evaluate.bound import expert_bounds, sampled_sr_opt
+from taskplan.evaluate.outcome import PolicyOutcome, policy_evaluation, release_policy, set_cpu_threads
 from taskplan.evaluate.policies import (
     ConstrainedPolicy,
     HFPolicy,
@@ -35,9 +36,11 @@ from taskplan.evaluate.policies import (
     policy_kind,
 )
 from taskplan.evaluate.rollout import Episode, EpisodeSpec, Progress, RolloutSettings, run_episodes
+from taskplan.evaluate.single_turn import single_turn_outcomes
+from taskplan.orchestrate.fanout import run_shards
 
 if TYPE_CHECKING:
-    from taskplan.evaluate.stage import EvaluateConfig, PolicyOutcome
+    from taskplan.evaluate.stage import EvaluateConfig
 
 MODES = ("plain", "constrained", "holdout", "single_turn")
 
@@ -70,9 +73,6 @@ class ShardResult:
 
 def play_shard(shard: EvalShard) -> ShardResult:
     """On a worker: load the shard's policy, play or judge, free it."""
-    from taskplan.evaluate.single_turn import single_turn_outcomes
-    from taskplan.evaluate.stage import release_policy, set_cpu_threads
-
     set_cpu_threads(shard.cpu_threads)   # a worker process per core: one thread each, as the serial run
     policy = make_policy(shard.policy, shard.options)
     try:
@@ -118,9 +118,6 @@ def evaluate_on_cluster(cfg: EvaluateConfig, specs: Sequence[EpisodeSpec], holdo
                         plans: Mapping[str, Sequence[str]], rows: Sequence[dict],
                         progress: Progress | None = None) -> list[PolicyOutcome]:
     """Run every shard on `cfg.cluster`; one PolicyOutcome per policy spec, in `cfg.policies` order."""
-    from taskplan.evaluate.stage import PolicyOutcome, policy_evaluation
-    from taskplan.orchestrate.fanout import run_shards
-
     shards = plan_shards(cfg, specs, holdout_specs, plans, rows)
     results = run_shards(play_shard, shards, cfg.cluster, "evaluate", progress)
     outcomes = []

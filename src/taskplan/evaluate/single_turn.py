@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from taskplan.errors import DatasetError
+from taskplan.expert.planner import plan_state
 from taskplan.kitchen.env import KitchenEnv
 from taskplan.kitchen.parse import parse_action
 
@@ -61,8 +62,6 @@ class _Judge:
         self.plans: dict[tuple[str, int], list[str]] = {}
 
     def _env_at(self, task: str, seed: int, step: int) -> tuple[KitchenEnv, list[str]]:
-        from taskplan.expert.planner import plan_state
-
         env = KitchenEnv.from_spec(task, seed=seed)
         env.reset()
         key = (task, seed)
@@ -74,8 +73,6 @@ class _Judge:
         return env, plan
 
     def outcome(self, row: dict, action: str | None) -> str:
-        from taskplan.expert.planner import plan_state
-
         if action is None:
             return "invalid"
         if action == row["answer"]:

@@ -18,13 +18,12 @@ prompt, retries, batch, sampling, device); `EvaluateConfig` and cross_task.py's
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,12 +31,17 @@ from taskplan.data.suite import read_suite
 from taskplan.errors import ConfigError, ModelNotFoundError
 from taskplan.evaluate.bound import (
     expert_bounds,
-    mean_bound_by_task,
-    mean_log10_bound_by_task,
     optimal_plans,
     sampled_sr_opt,
 )
-from taskplan.evaluate.metrics import add_bounds, add_sampled_sr_opt, policy_runs, task_table
+from taskplan.evaluate.metrics import add_sampled_sr_opt, policy_runs
+from taskplan.evaluate.outcome import (
+    PolicyEvaluation,
+    PolicyOutcome,
+    policy_evaluation,
+    release_policy,
+    set_cpu_threads,
+)
 from taskplan.evaluate.policies import (
     ConstrainedPolicy,
     HFPolicy,
@@ -49,10 +53,12 @@ from taskplan.evaluate.policies import (
     parse_policy_spec,
     policy_kind,
 )
-from taskplan.evaluate.rollout import Episode, EpisodeSpec, Progress, RolloutSettings, run_episodes, write_transcripts
+from taskplan.evaluate.rollout import EpisodeSpec, Progress, RolloutSettings, run_episodes, write_transcripts
+from taskplan.evaluate.sharded import evaluate_on_cluster
 from taskplan.evaluate.single_turn import single_turn_outcomes, validation_rows
 from taskplan.io import atomic_write_json, atomic_write_jsonl
 from taskplan.kitchen.tasks import EVAL_SEEDS, PAPER_TASKS, get_task
+from taskplan.orchestrate.fanout import check_cluster
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +181,6 @@ class EvaluateConfig(EvalSettings):
         if self.single_turn_rows < 0:
             raise ConfigError(f"evaluate.single_turn_rows={self.single_turn_rows}: use 0 (all rows) or a count")
         if self.cluster:
-            from taskplan.orchestrate.fanout import check_cluster
-
             check_cluster(self.cluster, "evaluate.cluster")
         if self.shard_seeds < 1:
             raise ConfigError(f"evaluate.shard_seeds={self.shard_seeds}: must be >= 1")
@@ -214,24 +218,6 @@ class EvaluateResult:
         return f"evaluate: {sr_line(self.doc)} -> {self.out_path} ({self.seconds:.1f} s)"
 
 
-@dataclass
-class PolicyEvaluation:
-    table: dict[str, dict[str, Any]]            # {task: metrics}
-    episodes: list[Episode]
-    bounds: list[Any] = field(default_factory=list)   # BoundRecord per instance (model policies)
-
-
-@dataclass
-class PolicyOutcome:
-    """Everything one policy spec produced: a (name, evaluation, sampled SR@opt counts) per decoding mode,
-    its held-out seeds' evaluation, its single-turn outcomes. The serial run and the cluster's merged shards
-    both end in this, and `run_evaluate` turns it into files the same way."""
-
-    modes: list[tuple[str, PolicyEvaluation, dict[str, tuple[int, int]] | None]] = field(default_factory=list)
-    holdout: PolicyEvaluation | None = None
-    single_turn: dict[str, Any] | None = None
-
-
 def run_evaluate(cfg: EvaluateConfig, progress: Progress | None = None) -> EvaluateResult:
     start = time.perf_counter()
     specs = resolve_specs(cfg.tasks, cfg.seeds, cfg.suite)
@@ -256,8 +242,6 @@ def run_evaluate(cfg: EvaluateConfig, progress: Progress | None = None) -> Evalu
     single_turn: dict[str, Any] = {}
     files: list[Path] = []
     if cfg.cluster:   # every policy's shards at once; the outcomes merged in the serial order
-        from taskplan.evaluate.sharded import evaluate_on_cluster
-
         outcomes = iter(evaluate_on_cluster(cfg, specs, holdout_specs, plans, rows, progress))
     for n, spec in enumerate(cfg.policies):
         if cfg.cluster:
@@ -329,19 +313,6 @@ def evaluate_policy(policy: Policy, specs: Sequence[EpisodeSpec], settings: Roll
     return policy_evaluation(episodes, plans, records)
 
 
-def policy_evaluation(episodes: list[Episode], plans: Mapping[str, Sequence[str]] | None,
-                      records: Sequence[Any] = ()) -> PolicyEvaluation:
-    """Metrics per task of finished episodes (each given its instance's true optimum), with the mean bound
-    of `records` (one per instance) where there are any."""
-    for ep in episodes:
-        if plans is not None and ep.key in plans:
-            ep.optimum = len(plans[ep.key])
-    table = task_table(episodes)
-    if records:
-        add_bounds(table, mean_bound_by_task(records), mean_log10_bound_by_task(records))
-    return PolicyEvaluation(table, episodes, list(records))
-
-
 def resolve_specs(tasks: Sequence[str], seeds: Sequence[int], suite: Path | None) -> list[EpisodeSpec]:
     """Episodes of tasks x seeds; empty tasks/seeds come from the suite file (or the paper's defaults)."""
     doc = read_suite(suite) if suite is not None and (not tasks or not seeds) else {}
@@ -361,14 +332,6 @@ def with_caps(specs: Sequence[EpisodeSpec], plans: Mapping[str, Sequence[str]]) 
     return out
 
 
-def set_cpu_threads(n: int) -> None:
-    """Process-wide torch CPU threads; on a shared, busy CPU one thread avoids stalls at thread barriers."""
-    if n > 0:
-        import torch
-
-        torch.set_num_threads(n)
-
-
 def precheck_targets(specs: Sequence[str]) -> None:
     """Fail before any episode runs when a local model folder is missing."""
     for spec in specs:
@@ -385,20 +348,6 @@ def offset_progress(progress: Progress | None, done_before: int, total: int) -> 
     if progress is None:
         return None
     return lambda done, _n: progress(done_before + done, total)
-
-
-def release_policy(policy: Policy) -> None:
-    """Free a model's memory (or close an endpoint's connections) before the next policy loads."""
-    close: Callable[[], None] | None = getattr(policy, "close", None)
-    if close is not None:
-        close()
-    if getattr(policy, "model", None) is not None:
-        import torch
-
-        policy.model = None   # type: ignore[attr-defined]
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
 
 
 def sr_line(doc: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:

@@ -44,7 +44,9 @@ from taskplan.expert.heuristic import INF, Heuristic
 from taskplan.expert.pruning import useful_actions
 from taskplan.expert.symmetry import Canonicalizer
 from taskplan.kitchen.goals import CompiledGoal, compile_goal
+from taskplan.kitchen.layout import build
 from taskplan.kitchen.state import Action, State, World, step
+from taskplan.kitchen.tasks import get_task
 
 __all__ = ["Plan", "Search", "plan_instance", "plan_state", "useful_actions"]
 
@@ -62,9 +64,6 @@ class Plan:
 
 
 def plan_instance(instance: dict, legacy_skip: bool = False, max_seconds: float | None = None) -> Plan:
-    from taskplan.kitchen.layout import build
-    from taskplan.kitchen.tasks import get_task
-
     world, state = build(instance, legacy_skip=legacy_skip)
     goal = compile_goal(get_task(instance["task"]).goal, world)
     return plan_state(world, state, goal, max_seconds=max_seconds)

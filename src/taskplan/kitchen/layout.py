@@ -21,6 +21,7 @@ from collections import deque
 from pathlib import Path
 
 from taskplan.errors import InstanceError
+from taskplan.io import read_json_input
 from taskplan.kitchen.domain import CONTAINER_KINDS, FLAG_BITS, ITEM_FLAGS, ITEM_KINDS, STATION_KINDS
 from taskplan.kitchen.state import NONE, State, World
 from taskplan.kitchen.tasks import Task, get_task
@@ -33,8 +34,6 @@ MAX_SEED_RETRIES = 50
 
 def load_instance(path: Path | str) -> dict:
     """Read and validate an instance file; raises a one-line InstanceError."""
-    from taskplan.io import read_json_input
-
     data = read_json_input(path, "instance file", InstanceError, "write one with `taskplan instance`")
     validate_instance(data, where=str(path))
     return data

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from taskplan.errors import ConfigError
+from taskplan.errors import ConfigError, DatasetError, ModelNotFoundError
+from taskplan.model.factory import build_policy, load_policy, load_tokenizer, num_parameters, qwen2_config, save_policy
+from taskplan.model.tokenizer import dataset_texts, train_domain_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +78,6 @@ class ModelInitResult:
 
 
 def run_model_init(cfg: ModelInitConfig) -> ModelInitResult:
-    from taskplan.model.factory import load_policy, load_tokenizer, num_parameters, save_policy
-
     start = time.perf_counter()
     if cfg.source == "pretrained":
         tokenizer = load_tokenizer(cfg.base_model)
@@ -98,15 +98,11 @@ def run_model_init(cfg: ModelInitConfig) -> ModelInitResult:
 
 def build_domain_tokenizer(dataset_dir: Path, vocab_size: int) -> Any:
     """Train the domain tokenizer on the text of the single-turn dataset's train split."""
-    from taskplan.model.tokenizer import dataset_texts, train_domain_tokenizer
-
     return train_domain_tokenizer(dataset_texts(_train_rows(dataset_dir)), vocab_size=vocab_size)
 
 
 def build_tiny_policy(cfg: ModelInitConfig, tokenizer: Any) -> Any:
     """The small Qwen2 of `cfg`, with the embedding sized to the tokenizer (rounded up to 64)."""
-    from taskplan.model.factory import build_policy, qwen2_config
-
     vocab = -(-len(tokenizer) // 64) * 64
     config = qwen2_config(
         vocab_size=vocab, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
@@ -133,8 +129,6 @@ def _train_rows(dataset_dir: Path) -> Any:
     """The train split, read directly (model/ stays a leaf: no import of train/ or data/)."""
     from datasets import load_from_disk
 
-    from taskplan.errors import DatasetError
-
     try:
         rows = load_from_disk(str(dataset_dir))["train"]
     except (FileNotFoundError, KeyError, ValueError) as err:
@@ -146,9 +140,6 @@ def _train_rows(dataset_dir: Path) -> Any:
 
 
 def _tokenizer_or_domain(cfg: ModelInitConfig) -> Any:
-    from taskplan.errors import ModelNotFoundError
-    from taskplan.model.factory import load_tokenizer
-
     try:
         return load_tokenizer(cfg.base_model)
     except ModelNotFoundError as err:

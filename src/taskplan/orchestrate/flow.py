@@ -32,6 +32,7 @@ from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
 from taskplan.config import config_dict, load_config
 from taskplan.errors import ConfigError
+from taskplan.evaluate.policies import parse_policy_spec
 from taskplan.orchestrate.stages import (
     Stage,
     check_wiring,
@@ -42,6 +43,8 @@ from taskplan.orchestrate.stages import (
     stage_configs,
     stage_io,
 )
+from taskplan.tracking import configure, log_stage, pipeline_run, run_name, stage_run
+from taskplan.tracking import register as register_model  # the flow's own task is called `register`
 
 log = logging.getLogger("taskplan.flows")
 
@@ -102,8 +105,6 @@ def run_stage_task(stage: Stage, cfg: Any, extra: tuple[Any, ...], digest: str, 
     kwargs = {"resume": resume} if stage.name in RESUMABLE else {}
     if tracking is None:
         return _outcome(stage.name, stage.runner()(cfg, *extra, **kwargs), start)
-    from taskplan.tracking import stage_run
-
     with stage_run(stage.name, cfg, **tracking) as run:
         if stage.name in RESUMABLE:
             kwargs["callbacks"] = run.callbacks()
@@ -116,8 +117,6 @@ def run_stage_task(stage: Stage, cfg: Any, extra: tuple[Any, ...], digest: str, 
 @task(name="register", cache_policy=NO_CACHE, **IO_RETRIES)
 def register(cfg: Any, parent_run_id: str | None, experiment: str) -> dict:
     """Never cached: the registry is the state. Registering a folder twice reuses its version."""
-    from taskplan.tracking import register as register_model
-
     start = time.perf_counter()
     result = register_model(cfg, parent_run_id=parent_run_id, experiment=experiment)
     return {**_outcome("register", result, start), "version": result.version, "promoted": result.promoted,
@@ -129,8 +128,6 @@ def track_cached(stage: str, cfg: Any, outcome: dict, io: Any, parent_run_id: st
                  task: str | None = None) -> str:
     """A nested MLflow run for a stage served from the cache: its recorded metrics, tagged cached (the run
     that computed it, in an earlier flow run, holds the live curves and the models)."""
-    from taskplan.tracking import log_stage
-
     return log_stage(stage, cfg, outcome, io, parent_run_id=parent_run_id, experiment=settings.experiment,
                      task=task, log_models=False, transcripts_sample=0,
                      tags={"taskplan.cached": "true", "taskplan.flow_run_id": _flow_run_id(),
@@ -201,8 +198,6 @@ class Pipeline:
 
 def _check_register_policy(cfgs: dict[str, Any], selected: list[str]) -> None:
     """register promotes a policy that evaluate measured: it must be one of evaluate's policies."""
-    from taskplan.evaluate.policies import parse_policy_spec
-
     if not {"evaluate", "register"} <= set(selected):
         return
     specs = dict(parse_policy_spec(p) for p in cfgs["evaluate"].policies)
@@ -232,8 +227,6 @@ def _pipeline_run(plan: Pipeline) -> Iterator[Any]:
     if not settings.track:
         yield None
         return
-    from taskplan.tracking import pipeline_run, run_name
-
     close_orphaned_runs(settings.experiment)
     tasks = plan.cfgs["generate"].tasks
     task = tasks[0] if len(tasks) == 1 else None
@@ -255,8 +248,6 @@ def close_orphaned_runs(experiment: str) -> list[str]:
     Returns their run ids; a tracking or Prefect API problem only logs a warning."""
     import mlflow
     from prefect.client.orchestration import get_client
-
-    from taskplan.tracking import configure
 
     closed: list[str] = []
     try:

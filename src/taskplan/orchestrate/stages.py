@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+import taskplan
 from taskplan.config import load_config
 from taskplan.errors import ConfigError
 from taskplan.io import path_digest
@@ -136,8 +137,6 @@ def resolve(stage: Stage, path: str, cfg: Any, defaults: Any) -> tuple[Path | No
     A field of `defaults` (params.yaml without overrides) equal to the path, or to a folder above it, maps
     it to the same field of `cfg`; list fields of `name=path` items map item by item."""
     if path.startswith(CODE_PREFIX):
-        import taskplan
-
         return Path(taskplan.__file__).parent / path.removeprefix(CODE_PREFIX), None
     target = Path(path)
     best: tuple[int, str, Path | None] | None = None

@@ -20,7 +20,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from taskplan.errors import TaskplanError
-from taskplan.io import read_json_input
+from taskplan.io import atomic_write_json, read_json_input
 from taskplan.tracking.values import history_metrics, log_metrics
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,6 @@ class MlflowStepCallback(TrainerCallback):
         self._flush(state)                             # validation accuracy is appended without on_log
 
     def on_save(self, args, state, control, **kwargs):
-        from taskplan.io import atomic_write_json
-
         atomic_write_json(Path(args.output_dir) / RUN_FILE, {"run_id": self.run.run_id})
 
     def on_train_end(self, args, state, control, **kwargs):

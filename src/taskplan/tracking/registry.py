@@ -31,8 +31,10 @@ from typing import Any
 
 from taskplan.config import short_repr
 from taskplan.errors import ConfigError, DatasetError, ModelNotFoundError
-from taskplan.io import path_digest, read_json_input
-from taskplan.model.factory import model_folder_problem
+from taskplan.evaluate.policies import HFPolicy, PolicyOptions
+from taskplan.evaluate.report import read_eval
+from taskplan.io import atomic_write_json, path_digest, read_json_input
+from taskplan.model.factory import load_policy, load_tokenizer, model_folder_problem
 from taskplan.tracking.backend import configure, registry_lock, use_backend
 from taskplan.tracking.runs import run_name, source_tags
 from taskplan.tracking.values import flat_config
@@ -204,9 +206,6 @@ def register(cfg: RegisterConfig, *, parent_run_id: str | None = None, tags: Map
     as it is: `taskplan register --if-missing` fills another store without touching the repository."""
     import mlflow
 
-    from taskplan.evaluate.report import read_eval
-    from taskplan.io import atomic_write_json
-
     scores = candidate_scores(read_eval(cfg.eval_path), cfg.policy, cfg.tasks)
     _require_model(cfg)
     gate = _compare_gate(cfg)
@@ -324,8 +323,6 @@ def load_champion(model_name: str = "taskplan-planner", alias: str = "champion",
     """`models:/<model_name>@<alias>` as an evaluate Policy (HFPolicy) that answers turns with actions."""
     import mlflow
 
-    from taskplan.evaluate.policies import HFPolicy, PolicyOptions
-
     use_backend()
     if champion_version(mlflow.MlflowClient(), model_name, alias) is None:
         raise ModelNotFoundError(f"no version of {model_name!r} holds the alias {alias!r}; "
@@ -365,8 +362,6 @@ def pip_requirements() -> list[str]:
 def _log_model(cfg: RegisterConfig, digest: str, scores: Mapping[str, Any]) -> str:
     import mlflow
     from huggingface_hub import ModelCard
-
-    from taskplan.model import load_policy, load_tokenizer
 
     components = {"model": load_policy(cfg.model_dir, dtype="auto"), "tokenizer": load_tokenizer(cfg.model_dir)}
     card = ModelCard(f"---\nlicense: other\nlibrary_name: transformers\n---\n# {cfg.model_name}\n\n"

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskplan.io import atomic_write_json, path_digest
+from taskplan.model.factory import save_policy
 
 if TYPE_CHECKING:
     from taskplan.train.settings import TrainerSettings
@@ -134,8 +135,6 @@ def mark_finished(checkpoint_dir: Path | str, fingerprint: str | None) -> None:
 
 def save_trained(trainer: Any, tokenizer: Any, out_dir: Path | str) -> Path:
     """Write the trained policy as a plain HF folder (LoRA adapters merged) in one atomic rename."""
-    from taskplan.model.factory import save_policy
-
     model = trainer.accelerator.unwrap_model(trainer.model) if hasattr(trainer, "accelerator") else trainer.model
     if hasattr(model, "merge_and_unload"):  # a peft model: ship the merged weights, not an adapter
         model = model.merge_and_unload()

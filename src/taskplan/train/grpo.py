@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from taskplan.errors import ConfigError
+from taskplan.train.backend import per_device_batch, trainer_kwargs, vllm_available
 from taskplan.train.history import GRPO_PLOTS, first_value, last_value, mean_value
+from taskplan.train.rewards import exact_match_reward, format_reward
 from taskplan.train.run import TrainingMethod, run_training
 from taskplan.train.settings import TrainerSettings, TrainResult
 
@@ -110,8 +112,6 @@ def training_args(cfg: GrpoConfig) -> Any:
     """TRL's GRPOConfig for `cfg`: the shared TrainingArguments plus groups, sampling, loss and rewards."""
     from trl import GRPOConfig
 
-    from taskplan.train.backend import per_device_batch, trainer_kwargs, vllm_available
-
     use_vllm = cfg.use_vllm and vllm_available()
     if cfg.use_vllm and not use_vllm:
         log.warning("grpo.use_vllm=true but vLLM or a CUDA GPU is missing; generating with transformers")
@@ -161,8 +161,6 @@ def _trainer_class() -> Any:
 
 
 def _rewards() -> dict[str, Any]:
-    from taskplan.train.rewards import exact_match_reward, format_reward
-
     return {"reward_funcs": [exact_match_reward, format_reward]}
 
 

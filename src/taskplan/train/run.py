@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskplan.io import atomic_write_json
+from taskplan.model.factory import load_policy, load_tokenizer
 from taskplan.train.backend import compact_logprobs_on_cpu, configure_cpu, lora_config, quiet_stdout
 from taskplan.train.checkpoints import agreed_resume_point, mark_finished, run_fingerprint, save_trained
 from taskplan.train.history import step_history, write_plots
@@ -75,7 +76,6 @@ def run_training(cfg: TrainerSettings, method: TrainingMethod, resume: bool = Fa
 
 def build_trainer(cfg: TrainerSettings, method: TrainingMethod, callbacks: Sequence[Any] = ()) -> tuple[Any, Any]:
     """Steps 1 and 2: TRL's trainer for `cfg` and the tokenizer (benchmarks/bench_grpo.py times it alone)."""
-    from taskplan.model.factory import load_policy, load_tokenizer
     from taskplan.train.callbacks import ThroughputCallback, ValAccuracyCallback
 
     configure_cpu(cfg.cpu_threads)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from taskplan.errors import ConfigError
+from taskplan.train.backend import per_device_batch, trainer_kwargs
 from taskplan.train.history import SFT_PLOTS, first_value, last_value, mean_value
 from taskplan.train.run import TrainingMethod, run_training
 from taskplan.train.settings import TrainerSettings, TrainResult
@@ -98,8 +99,6 @@ def run_sft(cfg: SftConfig, resume: bool = False, callbacks: Sequence[Any] = ())
 def training_args(cfg: SftConfig) -> Any:
     """TRL's SFTConfig for `cfg`: the shared TrainingArguments plus SFT's collation."""
     from trl import SFTConfig
-
-    from taskplan.train.backend import per_device_batch, trainer_kwargs
 
     return SFTConfig(
         **trainer_kwargs(cfg),

@@ -135,6 +135,15 @@ def run_main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+def swap_stage_run(monkeypatch, name: str, run) -> None:
+    """Make stage `name` run `run` instead (the CLI and the flow take a stage's run from the catalog)."""
+    import dataclasses
+
+    from taskplan.catalog import stage_specs
+
+    monkeypatch.setitem(stage_specs(), name, dataclasses.replace(stage_specs()[name], run=run))
+
+
 @pytest.fixture
 def cli(monkeypatch, capsys):
     """`cli(*args)`: run_main with this test's monkeypatch and capsys."""

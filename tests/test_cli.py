@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from taskplan.kitchen.tasks import get_task
-from tests.conftest import run_main
+from tests.conftest import run_main, swap_stage_run
 
 
 def test_tasks_json_contract(monkeypatch, capsys):
@@ -135,14 +135,11 @@ def _params(tmp_path):
     ("grpo", "common.profile=[a]", "give one profile name"),
 ])
 def test_bad_overrides_fail_before_the_stage_starts(monkeypatch, capsys, tmp_path, command, override, fragment):
-    import taskplan.train.grpo as grpo_module
-    import taskplan.train.sft as sft_module
-
     def started(*_a, **_k):
         raise AssertionError("the stage started despite a bad override")
 
-    monkeypatch.setattr(grpo_module, "run_grpo", started)
-    monkeypatch.setattr(sft_module, "run_sft", started)
+    swap_stage_run(monkeypatch, "grpo", started)
+    swap_stage_run(monkeypatch, "sft", started)
     code, out, err = run_main(monkeypatch, capsys, command, "--params", _params(tmp_path), "--set", override,
                               "--no-track")
     assert code == 2 and out == ""

@@ -10,13 +10,11 @@ from pathlib import Path
 
 import yaml
 
-from taskplan.orchestrate.stages import RUNNERS
+from taskplan.catalog import stage_specs
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = {name: (module, cls) for name, (module, cls, _, _) in RUNNERS.items()} | {
-    "cross_task": ("taskplan.evaluate.cross_task", "CrossTaskConfig"),
+SECTIONS = {name: (spec.config.__module__, spec.config.__name__) for name, spec in stage_specs().items()} | {
     "pipeline": ("taskplan.orchestrate.flow", "PipelineConfig"),
-    "model_card": ("taskplan.model.card", "ModelCardConfig"),
 }
 # Where the pipeline deliberately runs something else than a bare library call would; each says why.
 PIPELINE_CHOICES = {

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from taskplan.kitchen.layout import seeded_instance
+from tests.conftest import swap_stage_run
 
 settings.register_profile("ci", max_examples=25, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -85,9 +86,7 @@ yaml_text = st.sampled_from([".nan", ".inf", "-1", "0", "1e-3", "[1, 2]", "{a: 1
 
 @pytest.fixture
 def no_training(monkeypatch):
-    import taskplan.train.sft as sft_module
-
-    monkeypatch.setattr(sft_module, "run_sft", lambda *a, **k: (_ for _ in ()).throw(SystemExit(0)))
+    swap_stage_run(monkeypatch, "sft", lambda *a, **k: (_ for _ in ()).throw(SystemExit(0)))
 
 
 @given(key=set_keys, value=yaml_text)

@@ -21,11 +21,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from taskplan.catalog import stage_specs
 from taskplan.commands import JsonOpt
 from taskplan.commands import data as data_commands
-from taskplan.commands import evaluate as evaluate_commands
+from taskplan.commands import stages as stage_commands
 from taskplan.commands import tracking as tracking_commands
-from taskplan.commands import train as train_commands
 from taskplan.config import effective_config
 from taskplan.env import quiet_env
 from taskplan.errors import ConfigError, InstanceError, TaskplanError
@@ -53,10 +53,8 @@ def _root(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Debug l
                         format="%(levelname)s %(name)s: %(message)s")
 
 
-# Config classes of the sections that are not pipeline stages in orchestrate.stages.RUNNERS.
-EXTRA_SECTIONS = {"cross_task": ("taskplan.evaluate.cross_task", "CrossTaskConfig"),
-                  "model_card": ("taskplan.model.card", "ModelCardConfig"),
-                  "pipeline": ("taskplan.orchestrate.flow", "PipelineConfig")}
+# The one params section that is not a stage of the catalog (taskplan/catalog.py): the flow's own settings.
+EXTRA_SECTIONS = {"pipeline": ("taskplan.orchestrate.flow", "PipelineConfig")}
 
 
 @app.command()
@@ -65,18 +63,15 @@ def params(stage: Annotated[Optional[str], typer.Argument(help="One section, e.g
            overrides: Annotated[Optional[list[str]], typer.Option("--set", help="section.key=value override.")] = None,
            as_json: JsonOpt = False) -> None:
     """Print the effective configuration of a stage: each value, where it came from and what it means."""
-    from taskplan.orchestrate.stages import RUNNERS  # imports yaml: only `params` needs the stage table
-
-    sections = {name: (mod, cls) for name, (mod, cls, _, _) in RUNNERS.items()} | EXTRA_SECTIONS
+    sections = {name: spec.config for name, spec in stage_specs().items()}
+    sections |= {name: getattr(importlib.import_module(mod), cls) for name, (mod, cls) in EXTRA_SECTIONS.items()}
     chosen = [stage] if stage else list(sections)
     unknown = [s for s in chosen if s not in sections]
     if unknown:
         raise ConfigError(f"unknown stage {unknown[0]!r}; try one of: {', '.join(sections)}")
     doc = {}
     for name in chosen:
-        mod, cls = sections[name]
-        doc[name] = effective_config(getattr(importlib.import_module(mod), cls), name, params_file,
-                                     list(overrides or []))
+        doc[name] = effective_config(sections[name], name, params_file, list(overrides or []))
     if as_json:
         typer.echo(json.dumps(doc, default=str))
         return
@@ -203,9 +198,9 @@ def _read_actions(path: Path) -> list[str]:
     return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
-# Stage commands: each module of taskplan.commands declares its own; they join this app here, in
-# pipeline order, without importing this module back.
-for _commands in (data_commands, train_commands, evaluate_commands, tracking_commands):
+# Stage commands: one per stage of the catalog (taskplan.commands.stages), plus the commands of
+# taskplan.commands.data and .tracking; they join this app here, without importing this module back.
+for _commands in (stage_commands, data_commands, tracking_commands):
     app.registered_commands += _commands.app.registered_commands
 
 

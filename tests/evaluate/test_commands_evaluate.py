@@ -1,4 +1,4 @@
-"""`taskplan evaluate/cross-task/compare` on the command line (commands/evaluate.py)."""
+"""`taskplan evaluate/cross-task/compare` on the command line (commands/stages.py)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def test_evaluation_core_imports_no_cli_or_tracking_library():
 
 
 def test_importing_the_evaluation_commands_is_light():
-    code = ("import sys, taskplan.cli, taskplan.commands.evaluate, taskplan.evaluate.stage, taskplan.evaluate.report; "
+    code = ("import sys, taskplan.cli, taskplan.evaluate.stage, taskplan.evaluate.report; "
             "print([m for m in ('torch', 'transformers', 'matplotlib', 'httpx', 'mlflow') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from taskplan.errors import ConfigError
+from tests.conftest import swap_stage_run
 
 STAGES = ["generate", "validate", "build_dataset", "model_init", "sft", "grpo", "evaluate", "compare", "register"]
 
@@ -178,7 +179,7 @@ def test_interrupted_grpo_resumes_from_its_last_checkpoint(micro_run, in_micro, 
         extra = [probe, Crash()] if len(resumed) == 1 else [probe]
         return real(cfg, resume=resume, callbacks=[*callbacks, *extra])
 
-    monkeypatch.setattr(grpo_module, "run_grpo", run_grpo)
+    swap_stage_run(monkeypatch, "grpo", run_grpo)
     with pytest.raises(RuntimeError, match="simulated kill"):
         pipeline_module.taskplan_pipeline(params="params.yaml", stages=["grpo"], refresh=True)
     from taskplan.config import load_config

@@ -10,7 +10,6 @@ import pytest
 
 from taskplan.errors import ConfigError
 from taskplan.orchestrate.stages import (
-    RUNNERS,
     _field_paths,
     check_wiring,
     find_dvc_yaml,
@@ -49,7 +48,7 @@ def test_flow_stages_are_dvc_yaml_stages_in_order_without_frozen_or_foreach(stag
     assert list(stages) == PIPELINE
     for name, stage in stages.items():
         assert stage.cmd.split()[:2] == ["taskplan", name.replace("_", "-")], stage.cmd
-        assert name in RUNNERS and callable(stage.runner())
+        assert stage.spec.name == name and stage.spec.pipeline and callable(stage.spec.run)
 
 
 def test_every_path_a_stage_config_names_is_a_declared_dep_or_out(stages, defaults):

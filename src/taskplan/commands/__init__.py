@@ -1,6 +1,7 @@
-"""Stage subcommands. Each module (data, train, evaluate, tracking) declares its commands on its own
-`app = typer.Typer()`; `taskplan.cli` adds them to the one command line explicitly. Modules keep
-module-level imports light (typer, pathlib, taskplan.config). The option types they share live here."""
+"""Subcommands. `stages` builds one command per stage of the catalog; `data` (suite) and `tracking`
+(register, pipeline, ui) declare theirs on their own `app = typer.Typer()`; `taskplan.cli` adds them to the
+one command line. Module-level imports stay light (no torch, mlflow, prefect). The option types they share,
+the MLflow door (`run_tracked`) and the progress bar live here."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+
+from taskplan.orchestrate.stages import stage_io_for
+from taskplan.tracking import stage_run
+from taskplan.train.backend import is_main_process
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="section.key=value override, e.g. sft.max_steps=2 "
@@ -27,13 +32,8 @@ def run_tracked(stage: str, cfg: Any, params: Path, track: bool, run: Callable[.
     starts, with what dvc.yaml says it reads and writes; `live` passes the run's TrainerCallbacks as
     `callbacks` (step metrics as training goes). TASKPLAN_TRACK=0 or --no-track: just `run(cfg)`; so do
     the ranks other than 0 of a multi-process launch (one run, not one per process)."""
-    from taskplan.train.backend import is_main_process
-
     if not track or os.environ.get("TASKPLAN_TRACK", "1") == "0" or not is_main_process():
         return run(cfg, **kwargs)
-    from taskplan.orchestrate.stages import stage_io_for
-    from taskplan.tracking import stage_run
-
     with stage_run(stage, cfg, stage_io_for(stage, cfg, params)) as mlrun:
         if live:
             kwargs["callbacks"] = mlrun.callbacks()

@@ -24,6 +24,10 @@ import typer
 from taskplan.commands import JsonOpt, ParamsOpt, SetOpt
 from taskplan.config import load_config
 from taskplan.errors import ConfigError
+from taskplan.tracking import RegisterConfig
+from taskplan.tracking import backend as tracking_backend
+from taskplan.tracking import register as register_model
+from taskplan.tracking.registry import registered_version
 
 app = typer.Typer()   # its commands join taskplan.cli's app (see taskplan.cli)
 
@@ -34,10 +38,6 @@ def register(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None, 
                  "clone whose DVC stage is up to date); leaves the committed decision file as it is.")] = False,
              ) -> None:
     """Register the trained planner in MLflow; move @champion only if it beats the current one."""
-    from taskplan.tracking import RegisterConfig
-    from taskplan.tracking import register as register_model
-    from taskplan.tracking.registry import registered_version
-
     cfg = load_config(RegisterConfig, "register", params, overrides or [])
     if if_missing:
         version = registered_version(cfg)
@@ -78,19 +78,17 @@ def ui(run: Annotated[bool, typer.Option("--run", help="Start the UI on the loca
 
     MLflow 3's UI opens on a GenAI overview; the runs page is where stage runs, their charts and the
     evaluate child runs to compare are."""
-    from taskplan.tracking.backend import DEFAULT_ARTIFACTS, experiment_name, find_experiment, tracking_uri
-
-    uri, name = tracking_uri(), experiment_name()
+    uri, name = tracking_backend.tracking_uri(), tracking_backend.experiment_name()
     local = not uri.startswith(("http://", "https://"))   # a database or folder store that `mlflow ui` can serve
     if run and not local:
         raise ConfigError(f"--run serves the local store; {uri} is a server with its own UI: run `taskplan ui` "
                           "without --run for the address")
-    experiment_id = find_experiment(name, uri)
+    experiment_id = tracking_backend.find_experiment(name, uri)
     if uri.startswith("sqlite:///") and Path(uri.removeprefix("sqlite:///")) == (Path.cwd() / "mlflow.db").resolve():
         uri = "sqlite:///mlflow.db"      # the command reads the same from the project root, and is shorter
     base = f"http://127.0.0.1:{port}" if local else uri.rstrip("/")   # a server serves its UI at its own URI
     url = runs_page(base, experiment_id)
-    argv = ["mlflow", "ui", "--backend-store-uri", uri, "--default-artifact-root", f"./{DEFAULT_ARTIFACTS}",
+    argv = ["mlflow", "ui", "--backend-store-uri", uri, "--default-artifact-root", f"./{tracking_backend.DEFAULT_ARTIFACTS}",
             "--host", "127.0.0.1", "--port", str(port)] if local else None
     if as_json:
         typer.echo(json.dumps({"tracking_uri": uri, "experiment": name, "experiment_id": experiment_id,

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from taskplan.catalog import StageSpec
 from taskplan.data.prompts import answer_text, build_messages
 from taskplan.data.reasoning import episode_reasonings
 from taskplan.data.trajectories import trajectory_file_name
@@ -344,3 +345,7 @@ def check_report(report_path: Path, trajectories_path: Path, cfg: BuildDatasetCo
     if (report.get("dataset") or {}).get("params") != cfg.fingerprint:
         raise DatasetError(f"validation report {report_path} checked rows built with other build_dataset params "
                            f"{(report.get('dataset') or {}).get('params')}; run `taskplan validate` again")
+
+
+STAGE = StageSpec("build_dataset", BuildDatasetConfig, run_build_dataset,
+                  "Single-turn rows (HF DatasetDict, split by seed) + stats JSON, from validated trajectories.")

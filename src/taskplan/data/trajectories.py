@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from taskplan.catalog import StageSpec
 from taskplan.data.suite import read_suite
 from taskplan.errors import ConfigError, PlanningTimeout
 from taskplan.expert.noisy import noisy_rollout
@@ -266,3 +267,8 @@ def _run_jobs(jobs: list, workers: int, progress: Progress | None) -> list[dict]
             if progress:
                 progress(len(out), len(jobs))
     return out
+
+
+STAGE = StageSpec("generate", GenerateConfig, run_generate,
+                  "Expert trajectories (one JSONL per noise level) for the training tasks x training seeds.",
+                  progress="expert episodes")

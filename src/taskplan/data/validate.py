@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from taskplan.catalog import StageSpec
 from taskplan.data.dataset import COLUMNS, SPLITS, BuildDatasetConfig, collect_rows, iter_episodes, load_rows
 from taskplan.data.expectations import Check, ValidationReport, run_suite
 from taskplan.data.prompts import answer_text
@@ -57,6 +58,10 @@ class ValidationFailed(DatasetError):
     def __init__(self, message: str, reports: tuple[ValidationReport, ...]):
         super().__init__(message)
         self.reports = reports
+
+    def details(self) -> list[str]:
+        """Every failed check, one line each (the command prints them before the error line)."""
+        return [f"FAILED {line}" for report in self.reports for line in report.lines()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,3 +402,8 @@ def _is_int(v: Any) -> bool:
 
 def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+STAGE = StageSpec("validate", ValidateConfig, run_validate,
+                  "Great Expectations suites on the trajectories and the rows build-dataset will write.",
+                  needs=(("dataset_cfg", "build_dataset"),), progress="replaying episodes")

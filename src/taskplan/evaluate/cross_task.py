@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from taskplan.catalog import StageSpec
 from taskplan.errors import ConfigError
 from taskplan.evaluate.bound import optimal_plans
 from taskplan.evaluate.metrics import flat_metrics
@@ -66,6 +67,9 @@ class CrossTaskResult:
     doc: dict[str, dict[str, dict[str, Any]]]   # {train_task: {eval_task: metrics}}
     files: tuple[Path, ...]
     seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return self.doc
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -116,3 +120,8 @@ def cross_task_matrix(models: Mapping[str, str | Path], tasks: Sequence[str] = P
 def sr_matrix(doc: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, float | None]]:
     """{row: {task: metrics}} -> {row: {task: sr}}."""
     return {row: {task: m.get("sr") for task, m in table.items()} for row, table in doc.items()}
+
+
+STAGE = StageSpec("cross_task", CrossTaskConfig, run_cross_task,
+                  "Evaluate one model per training task on every evaluation task -> metrics/cross_task/<task>.json.",
+                  progress="episodes", json=True, pipeline=False)   # dvc.yaml runs it as a foreach template

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from taskplan.catalog import StageSpec
 from taskplan.errors import ConfigError, DatasetError
 from taskplan.evaluate.metrics import check_contract
 from taskplan.evaluate.plots import (
@@ -82,6 +83,9 @@ class CompareResult:
     def metrics(self) -> dict[str, float]:
         return {f"compare/{k}": float(v) for k, v in self.verdict.items()
                 if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"files": [str(f) for f in self.files], "verdict": self.verdict}
 
     def summary(self) -> str:
         v = self.verdict
@@ -354,3 +358,7 @@ def _g(value: Any) -> str:
 def _mean_sr(table: Mapping[str, Mapping[str, Any]]) -> float | None:
     srs = [m["sr"] for m in table.values() if m.get("sr") is not None]
     return sum(srs) / len(srs) if srs else None
+
+
+STAGE = StageSpec("compare", CompareConfig, run_compare,
+                  "Report (markdown), plots (PNG) and CSVs from metrics/eval.json and the cross-task rows.", json=True)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from taskplan.catalog import StageSpec
 from taskplan.data.suite import read_suite
 from taskplan.errors import ConfigError, ModelNotFoundError
 from taskplan.evaluate.bound import (
@@ -217,6 +218,9 @@ class EvaluateResult:
     def summary(self) -> str:
         return f"evaluate: {sr_line(self.doc)} -> {self.out_path} ({self.seconds:.1f} s)"
 
+    def to_json(self) -> dict[str, Any]:
+        return self.doc
+
 
 def run_evaluate(cfg: EvaluateConfig, progress: Progress | None = None) -> EvaluateResult:
     start = time.perf_counter()
@@ -367,3 +371,8 @@ def _existing(path: Path) -> dict:
     except ValueError:
         raise ConfigError(f"{path} is not valid JSON; delete it or run without evaluate.merge") from None
     return doc if isinstance(doc, dict) else {}
+
+
+STAGE = StageSpec("evaluate", EvaluateConfig, run_evaluate,
+                  "Multi-turn episodes of each policy on tasks x seeds: SR/ASAT/ASST, bound -> metrics/eval.json.",
+                  progress="episodes", json=True, flaky_io=True)   # chat endpoints

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from taskplan.catalog import StageSpec
 from taskplan.errors import ConfigError, DatasetError, ModelNotFoundError
 from taskplan.model.factory import build_policy, load_policy, load_tokenizer, num_parameters, qwen2_config, save_policy
 from taskplan.model.tokenizer import dataset_texts, train_domain_tokenizer
@@ -145,3 +146,8 @@ def _tokenizer_or_domain(cfg: ModelInitConfig) -> Any:
     except ModelNotFoundError as err:
         log.warning("%s; using the domain tokenizer instead", err)
         return build_domain_tokenizer(cfg.dataset_dir, cfg.vocab_size)
+
+
+STAGE = StageSpec("model_init", ModelInitConfig, run_model_init,
+                  "Write the base policy (models/init): tiny domain model, or a pretrained/random-init HF model.",
+                  flaky_io=True)   # hub downloads

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from taskplan.catalog import StageSpec
 from taskplan.errors import ConfigError
 from taskplan.evaluate.stats import wilson
 from taskplan.io import atomic_write_text, read_json_input
@@ -150,3 +151,8 @@ def run_model_card(cfg: ModelCardConfig) -> ModelCardResult:
     path = Path(cfg.model_dir) / "README.md"
     atomic_write_text(path, text)
     return ModelCardResult(path, metrics)
+
+
+STAGE = StageSpec("model_card", ModelCardConfig, run_model_card,
+                  "Write the kitchen base's model card (models/base/README.md) from the pretrain stage's records.",
+                  pipeline=False, tracked=False)   # a step of the frozen pretrain stage

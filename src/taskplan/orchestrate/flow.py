@@ -50,8 +50,6 @@ log = logging.getLogger("taskplan.flows")
 
 # `resume` changes how a stage runs and `tracking` where it is recorded, not what it produces
 STAGE_CACHE = (INPUTS - "resume" - "tracking") + TASK_SOURCE
-RESUMABLE = ("sft", "grpo")
-FLAKY_IO = ("model_init", "evaluate")             # hub downloads, chat endpoints
 TRANSIENT = {"ConnectionError", "TimeoutError", "ConnectTimeout", "ReadTimeout", "TransportError",
              "RemoteProtocolError", "ChunkedEncodingError", "ServiceUnavailable"}
 
@@ -102,13 +100,16 @@ def run_stage_task(stage: Stage, cfg: Any, extra: tuple[Any, ...], digest: str, 
     With `tracking` (stage_run's keyword arguments), the stage runs inside its MLflow run: opened now,
     training metrics logged live, ended FAILED if the stage raises."""
     start = time.perf_counter()
-    kwargs = {"resume": resume} if stage.name in RESUMABLE else {}
+    spec = stage.spec
+    kwargs = {key: extra[n] for n, (key, _) in enumerate(spec.needs)}
+    if spec.resumable:
+        kwargs["resume"] = resume
     if tracking is None:
-        return _outcome(stage.name, stage.runner()(cfg, *extra, **kwargs), start)
+        return _outcome(stage.name, spec.run(cfg, **kwargs), start)
     with stage_run(stage.name, cfg, **tracking) as run:
-        if stage.name in RESUMABLE:
+        if spec.live:
             kwargs["callbacks"] = run.callbacks()
-        result = stage.runner()(cfg, *extra, **kwargs)
+        result = spec.run(cfg, **kwargs)
         outcome = _outcome(stage.name, result, start)
         run.finish({**outcome, "child_runs": getattr(result, "child_runs", None)})
     return {**outcome, "run_id": run.run_id}
@@ -174,7 +175,7 @@ class Pipeline:
         None without tracking). Returns the outcome without the per-step history."""
         stage, cfg, settings = self.stages[name], self.cfgs[name], self.settings
         parent_run_id = parent.run_id if parent is not None else None
-        if name == "register":
+        if not stage.spec.tracked:   # register: it records its own run in the registry, linked to this one
             outcome = register(cfg, parent_run_id, settings.experiment)
             return {k: v for k, v in outcome.items() if k != "history"}
         io = stage_io(stage, cfg, self.defaults[name])
@@ -185,8 +186,8 @@ class Pipeline:
         stage_task = run_stage_task.with_options(
             name=name, task_run_name=name, result_storage=settings.cache_dir.resolve(),
             refresh_cache=refresh or not outputs_exist(stage, cfg, self.defaults[name]),
-            **(IO_RETRIES if name in FLAKY_IO else {}))
-        extra = tuple(self.cfgs[n] for n in stage.needs)
+            **(IO_RETRIES if stage.spec.flaky_io else {}))
+        extra = tuple(self.cfgs[section] for _, section in stage.spec.needs)
         outcome = stage_task(stage, cfg, extra, inputs_digest(stage, cfg, self.defaults[name]),
                              resume=settings.resume, tracking=tracking)
         outcome = {**outcome, "cached": outcome["flow_run_id"] != _flow_run_id()}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -25,27 +24,13 @@ from typing import Any
 import yaml
 
 import taskplan
+from taskplan.catalog import StageSpec, stage_specs
 from taskplan.config import load_config
 from taskplan.errors import ConfigError
 from taskplan.io import path_digest
 
 BIG_FILE = 64 << 20     # larger files are fingerprinted by size + mtime (a cache key need not read 3 GB)
 CODE_PREFIX = "src/taskplan/"
-
-# The package function each pipeline stage runs, its config class, and the other sections it needs.
-# (dvc.yaml runs the same through `taskplan <stage>`; this is only where the code lives.)
-RUNNERS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
-    "generate": ("taskplan.data.trajectories", "GenerateConfig", "run_generate", ()),
-    "validate": ("taskplan.data.validate", "ValidateConfig", "run_validate", ("build_dataset",)),
-    "build_dataset": ("taskplan.data.dataset", "BuildDatasetConfig", "run_build_dataset", ()),
-    "model_init": ("taskplan.model.builder", "ModelInitConfig", "run_model_init", ()),
-    "sft": ("taskplan.train.sft", "SftConfig", "run_sft", ()),
-    "grpo": ("taskplan.train.grpo", "GrpoConfig", "run_grpo", ()),
-    "evaluate": ("taskplan.evaluate.stage", "EvaluateConfig", "run_evaluate", ()),
-    "compare": ("taskplan.evaluate.report", "CompareConfig", "run_compare", ()),
-    "register": ("taskplan.tracking", "RegisterConfig", "register", ()),
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
@@ -63,13 +48,10 @@ class Stage:
     def data(self) -> tuple[str, ...]:
         return tuple(d for d in self.deps if not d.startswith(CODE_PREFIX))
 
-    def runner(self) -> Callable[..., Any]:
-        module, _, fn, _ = RUNNERS[self.name]
-        return getattr(importlib.import_module(module), fn)
-
     @property
-    def needs(self) -> tuple[str, ...]:
-        return RUNNERS[self.name][3]
+    def spec(self) -> StageSpec:
+        """The stage's catalog entry (taskplan/catalog.py): its config, run and how the flow treats it."""
+        return stage_specs()[self.name]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,9 +100,9 @@ def load_stages(dvc_yaml: Path | str) -> dict[str, Stage]:
     for name, body in (doc.get("stages") or {}).items():
         if "foreach" in body or body.get("frozen"):
             continue
-        if name not in RUNNERS:
-            raise ConfigError(f"{path}: stage {name!r} has no runner in taskplan.orchestrate.stages.RUNNERS; "
-                              "add one, or freeze the stage")
+        if name not in stage_specs() or not stage_specs()[name].pipeline:
+            raise ConfigError(f"{path}: stage {name!r} has no pipeline StageSpec in the package (taskplan/catalog.py); "
+                              "declare one in the stage's module, or freeze the stage")
         cmd = body["cmd"] if isinstance(body["cmd"], str) else " && ".join(body["cmd"])
         outs = [*_paths(body.get("outs")), *_paths(body.get("metrics")), *_paths(body.get("plots"))]
         stages[name] = Stage(name, cmd, tuple(_paths(body.get("deps"))), tuple(outs), path.parent.resolve())
@@ -213,8 +195,7 @@ def _paths(entries: Any) -> list[str]:
 
 
 def _config_class(name: str) -> type:
-    module, cls, _, _ = RUNNERS[name]
-    return getattr(importlib.import_module(module), cls)
+    return stage_specs()[name].config
 
 
 def _field_paths(defaults: Any, cfg: Any) -> Iterable[tuple[str, Path, Path | None]]:

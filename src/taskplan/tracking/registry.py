@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from taskplan.catalog import StageSpec
 from taskplan.config import short_repr
 from taskplan.errors import ConfigError, DatasetError, ModelNotFoundError
 from taskplan.evaluate.policies import HFPolicy, PolicyOptions
@@ -465,3 +466,10 @@ def _version_with_digest(client: Any, model_name: str, digest: str) -> Any | Non
 
 def _task_label(scores: Mapping[str, Any]) -> str:
     return next(iter(scores)) if len(scores) == 1 else "all"
+
+
+# its command (taskplan/commands/tracking.py) adds --if-missing; it logs its own MLflow run in the registry
+STAGE = StageSpec("register", RegisterConfig, register,
+                  "Register the trained planner in MLflow; move @champion only if it beats the current one.",
+                  json=True, command=False, tracked=False)
+

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from taskplan.catalog import StageSpec
 from taskplan.errors import ConfigError
 from taskplan.train.backend import per_device_batch, trainer_kwargs, vllm_available
 from taskplan.train.history import GRPO_PLOTS, first_value, last_value, mean_value
@@ -168,3 +169,7 @@ def _rewards() -> dict[str, Any]:
 GRPO = TrainingMethod(trainer_class=_trainer_class, training_args=training_args,
                       columns=("prompt", "answer", "valid_actions"), summarise=_summarise, plots=GRPO_PLOTS,
                       result=GrpoResult, trainer_arguments=_rewards)
+
+
+STAGE = StageSpec("grpo", GrpoConfig, run_grpo, "GRPO on the exact expert-action reward with a KL term to the SFT policy.",
+                  live=True, resumable=True)

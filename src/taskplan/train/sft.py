@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from taskplan.catalog import StageSpec
 from taskplan.errors import ConfigError
 from taskplan.train.backend import per_device_batch, trainer_kwargs
 from taskplan.train.history import SFT_PLOTS, first_value, last_value, mean_value
@@ -132,3 +133,7 @@ def _trainer_class() -> Any:
 # what SFT supplies to the shared run (train/run.py): its trainer, config, columns, metrics and plots
 SFT = TrainingMethod(trainer_class=_trainer_class, training_args=training_args, columns=("prompt", "completion"),
                      summarise=_summarise, plots=SFT_PLOTS, result=SftResult)
+
+
+STAGE = StageSpec("sft", SftConfig, run_sft, "Supervised warm start on the single-turn rows (loss on the answer only).",
+                  live=True, resumable=True)

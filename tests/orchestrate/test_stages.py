@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from taskplan.errors import ConfigError
 from taskplan.orchestrate.stages import (
@@ -124,3 +125,21 @@ def test_outputs_exist_checks_every_declared_out(tmp_path, stages, defaults):
 def test_missing_dvc_yaml_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="no dvc.yaml beside"):
         find_dvc_yaml(tmp_path / "params.yaml")
+
+
+def test_dvc_yaml_names_params_paths_by_template_and_they_are_filled_as_dvc_does(tmp_path):
+    raw = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name in PIPELINE:
+        entries = [e if isinstance(e, str) else next(iter(e)) for key in ("deps", "outs", "metrics", "plots")
+                   for e in raw[name].get(key) or ()]
+        own = {str(v) for v in (params.get(name) or {}).values() if isinstance(v, str)}
+        literal = [e for e in entries if e in own and not e.startswith("src/")]
+        assert not literal, f"{name}: write {literal} as ${{{name}.<key>}}: the path lives in params.yaml"
+    (tmp_path / "params.yaml").write_text("sft: {out_dir: elsewhere/sft}\n")
+    (tmp_path / "dvc.yaml").write_text("stages:\n  sft:\n    cmd: taskplan sft\n    outs:\n      - ${sft.out_dir}\n")
+    assert load_stages(tmp_path / "dvc.yaml")["sft"].outs == ("elsewhere/sft",)
+    (tmp_path / "dvc.yaml").write_text("stages:\n  sft:\n    cmd: taskplan sft\n    outs:\n      - ${sft.nope}\n")
+    with pytest.raises(ConfigError, match=r"\$\{sft.nope\} is not a key of params.yaml") as err:
+        load_stages(tmp_path / "dvc.yaml")
+    assert "\n" not in str(err.value)

@@ -6,8 +6,9 @@
     inputs_digest(stages["sft"], cfgs["sft"])        # cache key: the deps dvc.yaml lists, as this config reads them
 
 dvc.yaml is the one description of the stages. The flow runs its stages that are neither frozen nor
-`foreach` templates, in file order. A path in dvc.yaml is the default path of some config field (params.yaml
-writes the same path), so a path is resolved through the stage's config: the field whose params.yaml value
+`foreach` templates, in file order. Paths are written once, in params.yaml, and dvc.yaml names them with
+DVC's templating (`${sft.out_dir}`), which this module fills in the same way. A path in dvc.yaml is thus the
+params.yaml path of some config field, so a path is resolved through the stage's config: the field whose params.yaml value
 is that path (or a folder above it) gives the path this run really uses (after `--set` overrides). Code deps
 (`src/taskplan/...`) resolve to the installed package, so a run from another directory hashes the code it
 runs. Hashing skips what `.dvcignore` tells DVC to skip.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,7 @@ def load_stages(dvc_yaml: Path | str) -> dict[str, Stage]:
         doc = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"cannot read {path} ({type(err).__name__}); restore it from git") from None
+    variables = _dvc_vars(path.parent)
     stages: dict[str, Stage] = {}
     for name, body in (doc.get("stages") or {}).items():
         if "foreach" in body or body.get("frozen"):
@@ -105,7 +108,9 @@ def load_stages(dvc_yaml: Path | str) -> dict[str, Stage]:
                               "declare one in the stage's module, or freeze the stage")
         cmd = body["cmd"] if isinstance(body["cmd"], str) else " && ".join(body["cmd"])
         outs = [*_paths(body.get("outs")), *_paths(body.get("metrics")), *_paths(body.get("plots"))]
-        stages[name] = Stage(name, cmd, tuple(_paths(body.get("deps"))), tuple(outs), path.parent.resolve())
+        deps = [_interpolate(p, variables, path) for p in _paths(body.get("deps"))]
+        outs = [_interpolate(p, variables, path) for p in outs]
+        stages[name] = Stage(name, cmd, tuple(deps), tuple(outs), path.parent.resolve())
     return stages
 
 
@@ -185,6 +190,32 @@ def dvcignore(root: Path) -> Callable[[str], bool]:
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
+
+_TEMPLATE = re.compile(r"\$\{([A-Za-z0-9_.-]+)\}")
+
+
+def _dvc_vars(root: Path) -> dict[str, Any]:
+    """What DVC interpolates `${section.key}` in dvc.yaml from: the params.yaml beside it."""
+    try:
+        return yaml.safe_load((root / "params.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def _interpolate(entry: str, variables: dict[str, Any], dvc_yaml: Path) -> str:
+    """A dvc.yaml path with its `${section.key}` templates filled in as DVC does (paths are written once, in
+    params.yaml; dvc.yaml names the key)."""
+    def lookup(match: re.Match) -> str:
+        value: Any = variables
+        for key in match.group(1).split("."):
+            if not isinstance(value, dict) or key not in value:
+                raise ConfigError(f"{dvc_yaml}: ${{{match.group(1)}}} is not a key of params.yaml; add it there "
+                                  "or write the path in dvc.yaml")
+            value = value[key]
+        return str(value)
+
+    return _TEMPLATE.sub(lookup, entry)
+
 
 def _paths(entries: Any) -> list[str]:
     """dvc.yaml lists: plain paths, or {path: {options}}."""

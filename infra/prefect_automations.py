@@ -1,6 +1,10 @@
 """Server-side automations the taskplan stack relies on; run once per Prefect server (idempotent).
 
-    PREFECT_API_URL=http://127.0.0.1:4200/api python infra/prefect_automations.py [--zombie-seconds 300]
+    PREFECT_API_URL=http://127.0.0.1:4200/api PREFECT_API_AUTH_STRING=user:password \
+        python infra/prefect_automations.py [--zombie-seconds 300]
+
+(The stack's server runs with basic auth: the Prefect client sends PREFECT_API_AUTH_STRING, which
+.stack/client.env and compose's services set.)
 
 "taskplan: crash zombie flow runs": a flow run started from a deployment sends a heartbeat every
 PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (the worker's environment; Prefect's default is 180). When the

@@ -19,6 +19,7 @@ BIN=$(dirname "$PY")
 RUN=$STACK/run                     # <service>.pid
 LOGS=$STACK/logs                   # <service>.log
 PGDATA=$STACK/postgres/data
+CREDS=$STACK/credentials.env       # the servers' passwords (mode 0600), kept from the first start
 HOST=127.0.0.1
 PG_URL_AUTH="$TASKPLAN_POSTGRES_USER:$TASKPLAN_POSTGRES_PASSWORD@$HOST:$TASKPLAN_POSTGRES_PORT"
 S3_URL=http://$HOST:$TASKPLAN_S3_PORT
@@ -56,15 +57,16 @@ program_of() {
   esac
 }
 
-# What a client of the stack needs (written to $STACK/client.env by up.sh; `source` it).
+# What a client of the stack needs (written to $STACK/client.env, mode 0600, by up.sh; `source` it).
+# Values are shell-quoted: a password set by the user may hold any character.
 client_env() {
-  cat <<EOF
-export PREFECT_API_URL=$PREFECT_API
-export MLFLOW_TRACKING_URI=$MLFLOW_URL
-export AWS_ACCESS_KEY_ID=$TASKPLAN_S3_ACCESS_KEY
-export AWS_SECRET_ACCESS_KEY=$TASKPLAN_S3_SECRET_KEY
-export AWS_DEFAULT_REGION=$TASKPLAN_S3_REGION
-export AWS_ENDPOINT_URL=$S3_URL
-export MLFLOW_S3_ENDPOINT_URL=$S3_URL
-EOF
+  local kv
+  for kv in "PREFECT_API_URL=$PREFECT_API" \
+      "PREFECT_API_AUTH_STRING=$TASKPLAN_PREFECT_USER:$TASKPLAN_PREFECT_PASSWORD" \
+      "MLFLOW_TRACKING_URI=$MLFLOW_URL" "MLFLOW_TRACKING_USERNAME=$TASKPLAN_MLFLOW_USER" \
+      "MLFLOW_TRACKING_PASSWORD=$TASKPLAN_MLFLOW_PASSWORD" \
+      "AWS_ACCESS_KEY_ID=$TASKPLAN_S3_ACCESS_KEY" "AWS_SECRET_ACCESS_KEY=$TASKPLAN_S3_SECRET_KEY" \
+      "AWS_DEFAULT_REGION=$TASKPLAN_S3_REGION" "AWS_ENDPOINT_URL=$S3_URL" "MLFLOW_S3_ENDPOINT_URL=$S3_URL"; do
+    printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
+  done
 }

@@ -2,7 +2,8 @@
 server, the MLflow server (Postgres backend, artifacts proxied to S3), the Prefect server on Postgres, the
 nightly deployment from flows/prefect.yaml and one process worker. Everything runs on free loopback ports
 in a temporary folder, the worker runs the flow in a git clone of this project (TASKPLAN_DIR), and
-infra/local/down.sh --wipe removes it all afterwards.
+infra/local/down.sh --wipe removes it all afterwards. The MLflow and Prefect servers run with basic auth and
+the passwords up.sh generates: the tests are clients with the credentials of its client.env.
 
 Without PostgreSQL server binaries the tests skip (`.ci/run` installs them and sets
 TASKPLAN_STACK_REQUIRED=1, which turns the skip into a failure)."""
@@ -10,6 +11,7 @@ TASKPLAN_STACK_REQUIRED=1, which turns the skip into a failure)."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -25,6 +27,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+# what up.sh generates when the environment does not set it (the test stack must use its own)
+SECRETS = ("TASKPLAN_MLFLOW_PASSWORD", "TASKPLAN_PREFECT_PASSWORD", "TASKPLAN_MLFLOW_SECRET_KEY")
 
 # The micro pipeline of tests/flows/conftest.py (1 task, 2 training seeds, a 2-layer hidden-32 model,
 # 2 training steps, 1 evaluation seed), as `--set` overrides of the project's own params.yaml (cpu-tiny
@@ -59,6 +63,15 @@ def stack_env() -> dict[str, str]:
     return values
 
 
+def read_client_env(path: Path) -> dict[str, str]:
+    """client.env (`export KEY=<shell-quoted value>` lines) as a dict."""
+    values = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        values[key] = shlex.split(value)[0] if value else ""
+    return values
+
+
 def _free_ports(n: int) -> list[int]:
     socks = [socket.socket() for _ in range(n)]
     try:
@@ -84,13 +97,26 @@ class Stack:
     client_env: dict[str, str]
     up_seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    env_patch: pytest.MonkeyPatch = field(default_factory=pytest.MonkeyPatch)   # undone when the stack stops
+
+    def load_client_env(self) -> None:
+        """Read up.sh's client.env; MLflow clients (MlflowClient in the tests) read the login from the
+        environment, as users' do, so it goes into os.environ until the stack stops."""
+        self.client_env = read_client_env(self.base / "stack" / "client.env")
+        for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            self.env_patch.setenv(key, self.client_env[key])
 
     @property
     def api(self) -> str:
         return self.client_env["PREFECT_API_URL"]
 
+    @property
+    def prefect_auth(self) -> tuple[str, str]:
+        user, _, password = self.client_env["PREFECT_API_AUTH_STRING"].partition(":")
+        return user, password
+
     def request(self, method: str, path: str, **kw: Any) -> Any:
-        r = httpx.request(method, f"{self.api}{path}", timeout=30, **kw)
+        r = httpx.request(method, f"{self.api}{path}", timeout=30, auth=self.prefect_auth, **kw)
         r.raise_for_status()
         return r.json() if r.content else None
 
@@ -163,7 +189,8 @@ def stack() -> Stack:
     # the stack's own settings only: no test's Prefect/MLflow/S3 settings, and tracking on (tests/conftest.py
     # turns it off for unit tests with TASKPLAN_TRACK=0; the worker must record to the MLflow server)
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PREFECT_", "MLFLOW_TRACKING", "AWS_")) and k != "TASKPLAN_TRACK"}
+           if not k.startswith(("PREFECT_", "MLFLOW_TRACKING", "MLFLOW_AUTH_", "AWS_"))
+           and k not in {"TASKPLAN_TRACK", "MLFLOW_FLASK_SERVER_SECRET_KEY", *SECRETS}}
     env.update({
         "TASKPLAN_STACK_DIR": str(base / "stack"), "TASKPLAN_STACK_PYTHON": str(VENV_BIN / "python"),
         "TASKPLAN_POSTGRES_PORT": str(pg), "TASKPLAN_S3_PORT": str(s3), "TASKPLAN_MLFLOW_PORT": str(mlflow_port),
@@ -181,11 +208,10 @@ def stack() -> Stack:
     try:
         stack.script("up.sh", timeout=420)
         stack.up_seconds = time.perf_counter() - start
-        for line in (base / "stack" / "client.env").read_text().splitlines():
-            key, _, value = line.removeprefix("export ").partition("=")
-            stack.client_env[key] = value
+        stack.load_client_env()
         yield stack
     finally:
+        stack.env_patch.undo()
         start = time.perf_counter()
         subprocess.run([str(ROOT / "infra" / "local" / "down.sh"), "--wipe"], env=env, cwd=ROOT,
                        capture_output=True, timeout=180)

@@ -8,7 +8,7 @@ import subprocess
 
 import yaml
 
-from tests.stack.conftest import ROOT, stack_env
+from tests.stack.conftest import ROOT, SECRETS, stack_env
 
 INFRA = ROOT / "infra"
 # set by the caller of up.sh/down.sh, not by stack.env
@@ -43,6 +43,18 @@ def test_compose_reads_every_setting_from_stack_env():
     services = yaml.safe_load(compose)["services"]
     assert {"postgres", "minio", "minio-init", "mlflow", "prefect-server", "prefect-deploy",
             "prefect-worker"} == set(services)
+
+
+def test_server_passwords_are_not_committed_and_compose_requires_them():
+    env = stack_env()
+    compose = (INFRA / "docker-compose.yml").read_text()
+    for key in SECRETS:
+        assert env[key] == "", f"{key} has a value in infra/stack.env: passwords are never committed"
+        uses = re.findall(rf"\$\{{{key}(.?.?)", compose)
+        assert uses and all(u == ":?" for u in uses), f"compose must refuse to start without {key}: ${{{key}:?...}}"
+    assert "--app-name=basic-auth" in compose and "PREFECT_SERVER_API_AUTH_STRING" in compose
+    clients = yaml.safe_load(compose)["x-taskplan-client"]
+    assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "PREFECT_API_AUTH_STRING"} <= set(clients)
 
 
 def test_local_scripts_read_their_settings_from_stack_env():

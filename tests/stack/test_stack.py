@@ -2,8 +2,9 @@
 deployment runs the micro pipeline on the worker, MLflow (Postgres + S3) holds the runs, artifacts and a
 registered version; two overlapping runs queue on the deployment's limit; DVC round-trips data/ through
 the S3 remote; a worker stopped (down.sh) or killed (SIGKILL) mid-run leaves no run stuck RUNNING, and a
-restarted worker finishes the pipeline. The tests run in file order and share the stack (and the first
-run's cache)."""
+restarted worker finishes the pipeline. The MLflow and Prefect servers refuse requests without the
+generated credentials, which up.sh keeps in files only their owner reads, and a changed MLflow password
+takes effect on a restart. The tests run in file order and share the stack (and the first run's cache)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,18 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.stack.conftest import HEARTBEAT_SECONDS, MICRO_OVERRIDES, ROOT, VENV_BIN, ZOMBIE_SECONDS, stack_env
+from tests.stack.conftest import (
+    HEARTBEAT_SECONDS,
+    MICRO_OVERRIDES,
+    ROOT,
+    SECRETS,
+    VENV_BIN,
+    ZOMBIE_SECONDS,
+    stack_env,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -45,6 +55,44 @@ def test_stack_is_up_with_the_deployment_and_the_zombie_automation(stack):
     workers = stack.request("POST", f"/work_pools/{env['TASKPLAN_WORK_POOL']}/workers/filter", json={})
     assert [w["status"] for w in workers] == ["ONLINE"], workers
     print(f"stack up in {stack.up_seconds:.1f} s")
+
+
+def _status(url: str, auth: tuple[str, str] | None = None) -> int:
+    return httpx.get(url, auth=auth, timeout=30).status_code
+
+
+def _mlflow_protected(stack) -> str:
+    return f"{stack.client_env['MLFLOW_TRACKING_URI']}/api/2.0/mlflow/experiments/search?max_results=1"
+
+
+def test_servers_refuse_requests_without_credentials(stack):
+    env, client = stack_env(), stack.client_env
+    assert all(env[key] == "" for key in SECRETS), "a password is committed in infra/stack.env"
+    mlflow_auth = (client["MLFLOW_TRACKING_USERNAME"], client["MLFLOW_TRACKING_PASSWORD"])
+    assert mlflow_auth[0] == env["TASKPLAN_MLFLOW_USER"] and len(mlflow_auth[1]) >= 24, "a generated password"
+    assert stack.prefect_auth[0] == env["TASKPLAN_PREFECT_USER"] and len(stack.prefect_auth[1]) >= 24
+
+    mlflow = _mlflow_protected(stack)
+    assert _status(mlflow) == 401
+    assert _status(mlflow, (mlflow_auth[0], "not-the-password")) == 401
+    assert _status(mlflow, mlflow_auth) == 200
+    assert _status(f"{client['MLFLOW_TRACKING_URI']}/health") == 200, "health checks need no login"
+    prefect = f"{stack.api}/admin/version"
+    assert _status(prefect) == 401
+    assert _status(prefect, (stack.prefect_auth[0], "not-the-password")) == 401
+    assert _status(prefect, stack.prefect_auth) == 200
+    assert _status(f"{stack.api}/health") == 200
+
+    cli = subprocess.run([str(VENV_BIN / "prefect"), "work-pool", "ls"], capture_output=True, text=True,
+                         env={**stack.env, **client, "PREFECT_API_AUTH_STRING": ""}, timeout=120)
+    assert cli.returncode != 0 and "401" in cli.stdout + cli.stderr, cli.stdout + cli.stderr
+
+    kept = dict(line.split("=", 1) for line in (stack.base / "stack" / "credentials.env").read_text().splitlines())
+    assert kept["TASKPLAN_MLFLOW_PASSWORD"] == mlflow_auth[1]
+    assert kept["TASKPLAN_PREFECT_PASSWORD"] == stack.prefect_auth[1]
+    for name in ("client.env", "credentials.env"):
+        mode = (stack.base / "stack" / name).stat().st_mode & 0o777
+        assert mode == 0o600, f"{name} has mode {mode:o}"
 
 
 def test_deployment_run_records_runs_artifacts_and_a_version(stack):
@@ -153,6 +201,34 @@ def test_dvc_push_to_s3_and_pull_into_a_fresh_clone(stack, tmp_path):
     assert sorted(p.name for p in (fresh / "data").iterdir()) == names and not cmp.left_only and not cmp.right_only
     for name in names:
         assert (project / "data" / name).read_bytes() == (fresh / "data" / name).read_bytes(), name
+
+
+def test_a_changed_mlflow_password_takes_effect_on_restart(stack):
+    """MLflow keeps the admin password it created the user with; up.sh applies a changed one at the next start.
+    A changed password is refused while a server that read the old one runs."""
+    old = dict(stack.client_env)
+    new = "rotated-" + old["MLFLOW_TRACKING_PASSWORD"][:20]
+    refused = subprocess.run([str(ROOT / "infra" / "local" / "up.sh")], cwd=ROOT, capture_output=True, text=True,
+                             env={**stack.env, "TASKPLAN_MLFLOW_PASSWORD": new}, timeout=120)
+    assert refused.returncode != 0 and "stop first" in refused.stderr, refused.stderr
+
+    stack.script("down.sh", "worker", "mlflow", timeout=120)
+    start = time.monotonic()
+    stack.env["TASKPLAN_MLFLOW_PASSWORD"] = new
+    try:
+        stack.script("up.sh", "mlflow", "worker", timeout=300)
+    finally:
+        del stack.env["TASKPLAN_MLFLOW_PASSWORD"]        # kept in credentials.env from now on
+    stack.timings["mlflow + worker restart with a new password"] = time.monotonic() - start
+    stack.load_client_env()                          # the tests after this one use the new login too
+    assert stack.client_env["MLFLOW_TRACKING_PASSWORD"] == new
+    user = old["MLFLOW_TRACKING_USERNAME"]
+    assert _status(_mlflow_protected(stack), (user, old["MLFLOW_TRACKING_PASSWORD"])) == 401
+    assert _status(_mlflow_protected(stack), (user, new)) == 200
+
+    run = stack.wait(stack.create_run(MICRO_OVERRIDES), timeout=300)  # the worker records with the new one
+    assert run["state_type"] == "COMPLETED", f"{run['state']['message']}\n{stack.log('worker')[-4000:]}"
+    assert _mlflow_pipeline_status(stack, run["id"]) == "FINISHED"
 
 
 def _longer_sft(seed: int) -> list[str]:

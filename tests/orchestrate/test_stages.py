@@ -137,8 +137,10 @@ def test_dvc_yaml_names_params_paths_by_template_and_they_are_filled_as_dvc_does
         literal = [e for e in entries if e in own and not e.startswith("src/")]
         assert not literal, f"{name}: write {literal} as ${{{name}.<key>}}: the path lives in params.yaml"
     (tmp_path / "params.yaml").write_text("sft: {out_dir: elsewhere/sft}\n")
-    (tmp_path / "dvc.yaml").write_text("stages:\n  sft:\n    cmd: taskplan sft\n    outs:\n      - ${sft.out_dir}\n")
-    assert load_stages(tmp_path / "dvc.yaml")["sft"].outs == ("elsewhere/sft",)
+    (tmp_path / "dvc.yaml").write_text("stages:\n  sft:\n    cmd: taskplan sft\n    outs:\n      - ${sft.out_dir}\n"
+                                       "      - ${sft.metrics_path}\n")
+    # params.yaml's value, else (a smaller params file) the stage config's default
+    assert load_stages(tmp_path / "dvc.yaml")["sft"].outs == ("elsewhere/sft", "metrics/sft.json")
     (tmp_path / "dvc.yaml").write_text("stages:\n  sft:\n    cmd: taskplan sft\n    outs:\n      - ${sft.nope}\n")
     with pytest.raises(ConfigError, match=r"\$\{sft.nope\} is not a key of params.yaml") as err:
         load_stages(tmp_path / "dvc.yaml")

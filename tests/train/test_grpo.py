@@ -46,7 +46,7 @@ def test_two_grpo_steps_change_weights_and_report(tiny_sft_dir, tiny_rows_dir, s
     # then the weights moved (TRL's test_train check) and rewards, KL and accuracy were recorded
     after = load_policy(cfg.out_dir).state_dict()
     unchanged = [k for k in before if torch.equal(before[k], after[k])]
-    assert len(unchanged) < len(before), "GRPO left every weight untouched"
+    assert not unchanged, f"every trainable parameter moves in full fine-tuning (TRL's check); did not: {unchanged}"
     steps = [r for r in result.history if "loss" in r]
     assert [r["step"] for r in steps] == [1, 2]
     for row in steps:

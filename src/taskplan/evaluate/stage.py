@@ -18,7 +18,6 @@ prompt, retries, batch, sampling, device); `EvaluateConfig` and cross_task.py's
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -57,7 +56,7 @@ from taskplan.evaluate.policies import (
 from taskplan.evaluate.rollout import EpisodeSpec, Progress, RolloutSettings, run_episodes, write_transcripts
 from taskplan.evaluate.sharded import evaluate_on_cluster
 from taskplan.evaluate.single_turn import single_turn_outcomes, validation_rows
-from taskplan.io import atomic_write_json, atomic_write_jsonl
+from taskplan.io import atomic_write_json, atomic_write_jsonl, read_json_input
 from taskplan.kitchen.tasks import EVAL_SEEDS, PAPER_TASKS, get_task
 from taskplan.orchestrate.fanout import check_cluster
 
@@ -364,12 +363,10 @@ def sr_line(doc: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
 
 
 def _existing(path: Path) -> dict:
+    """The policies already in out_path (evaluate.merge); none when there is no file yet."""
     if not Path(path).exists():
         return {}
-    try:
-        doc = json.loads(Path(path).read_text())
-    except ValueError:
-        raise ConfigError(f"{path} is not valid JSON; delete it or run without evaluate.merge") from None
+    doc = read_json_input(path, "evaluate.out_path", ConfigError, "delete it or run without evaluate.merge")
     return doc if isinstance(doc, dict) else {}
 
 

@@ -204,14 +204,16 @@ def _dvc_vars(root: Path) -> dict[str, Any]:
 
 def _interpolate(entry: str, variables: dict[str, Any], dvc_yaml: Path) -> str:
     """A dvc.yaml path with its `${section.key}` templates filled in as DVC does (paths are written once, in
-    params.yaml; dvc.yaml names the key)."""
+    params.yaml; dvc.yaml names the key). A key that a smaller params file leaves out is the stage config's
+    default, which is what the stage runs with (DVC itself needs the key in params.yaml)."""
     def lookup(match: re.Match) -> str:
-        value: Any = variables
-        for key in match.group(1).split("."):
-            if not isinstance(value, dict) or key not in value:
-                raise ConfigError(f"{dvc_yaml}: ${{{match.group(1)}}} is not a key of params.yaml; add it there "
-                                  "or write the path in dvc.yaml")
-            value = value[key]
+        section, _, key = match.group(1).partition(".")
+        value = (variables.get(section) or {}).get(key) if isinstance(variables.get(section), dict) else None
+        if value is None and section in stage_specs():
+            value = {f.name: f.default for f in dataclasses.fields(stage_specs()[section].config)}.get(key)
+        if value is None or value is dataclasses.MISSING:
+            raise ConfigError(f"{dvc_yaml}: ${{{match.group(1)}}} is not a key of params.yaml; add it there "
+                              "or write the path in dvc.yaml")
         return str(value)
 
     return _TEMPLATE.sub(lookup, entry)

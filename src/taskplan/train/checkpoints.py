@@ -31,7 +31,8 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taskplan.io import atomic_write_json, path_digest
+from taskplan.errors import TaskplanError
+from taskplan.io import atomic_write_json, path_digest, read_json_input
 from taskplan.model.factory import save_policy
 
 if TYPE_CHECKING:
@@ -62,10 +63,12 @@ def mark_complete(checkpoint: Path, step: int, fingerprint: str | None = None) -
 
 
 def checkpoint_fingerprint(checkpoint: Path) -> str | None:
+    """The marker's fingerprint; None for a missing or unreadable marker (that checkpoint is not resumed)."""
     try:
-        return json.loads((checkpoint / MARKER).read_text()).get("fingerprint")
-    except (OSError, ValueError, AttributeError):
+        doc = read_json_input(checkpoint / MARKER, "checkpoint marker")
+    except TaskplanError:
         return None
+    return doc.get("fingerprint") if isinstance(doc, dict) else None
 
 
 def complete_checkpoints(checkpoint_dir: Path | str) -> list[Path]:

@@ -14,7 +14,6 @@ train/backend.py; this module holds the collation and its own knobs.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any, ClassVar
 
 from taskplan.catalog import StageSpec
 from taskplan.errors import ConfigError
+from taskplan.io import read_json_input
 from taskplan.train.backend import per_device_batch, trainer_kwargs
 from taskplan.train.history import SFT_PLOTS, first_value, last_value, mean_value
 from taskplan.train.run import TrainingMethod, run_training
@@ -68,10 +68,9 @@ class SftConfig(TrainerSettings):
         """Seconds of training steps allowed (0: no limit); seconds_from is read when the run starts."""
         if self.seconds_from is None:
             return self.max_seconds
-        try:
-            seconds = json.loads(Path(self.seconds_from).read_text()).get("train_seconds")
-        except (OSError, ValueError, AttributeError):
-            seconds = None
+        doc = read_json_input(self.seconds_from, "sft.seconds_from", ConfigError,
+                              "run the stage that writes it (e.g. `taskplan grpo`) first")
+        seconds = doc.get("train_seconds") if isinstance(doc, dict) else None
         if not isinstance(seconds, (int, float)) or seconds <= 0:
             raise ConfigError(f"sft.seconds_from={self.seconds_from} has no positive train_seconds; "
                               "run the stage that writes it (e.g. `taskplan grpo`) first")

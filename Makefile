@@ -33,7 +33,7 @@ install: .venv/.installed
 	touch $@
 
 test: install
-	$(PY) -m pytest -q -m "not slow and not gpu"
+	$(PY) -m pytest -q -m "not slow and not gpu" --durations=15
 
 lint: install
 	.venv/bin/ruff check src tests benchmarks flows infra

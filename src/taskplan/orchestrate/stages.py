@@ -27,7 +27,7 @@ import yaml
 
 import taskplan
 from taskplan.catalog import StageSpec, stage_specs
-from taskplan.config import load_config
+from taskplan.config import load_config, read_params
 from taskplan.errors import ConfigError
 from taskplan.io import path_digest
 
@@ -195,11 +195,10 @@ _TEMPLATE = re.compile(r"\$\{([A-Za-z0-9_.-]+)\}")
 
 
 def _dvc_vars(root: Path) -> dict[str, Any]:
-    """What DVC interpolates `${section.key}` in dvc.yaml from: the params.yaml beside it."""
-    try:
-        return yaml.safe_load((root / "params.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
+    """What DVC interpolates `${section.key}` in dvc.yaml from: the params.yaml beside it (through the
+    bounded params reader), or nothing when there is none."""
+    path = root / "params.yaml"
+    return read_params(path) if path.exists() else {}
 
 
 def _interpolate(entry: str, variables: dict[str, Any], dvc_yaml: Path) -> str:
@@ -208,7 +207,8 @@ def _interpolate(entry: str, variables: dict[str, Any], dvc_yaml: Path) -> str:
     default, which is what the stage runs with (DVC itself needs the key in params.yaml)."""
     def lookup(match: re.Match) -> str:
         section, _, key = match.group(1).partition(".")
-        value = (variables.get(section) or {}).get(key) if isinstance(variables.get(section), dict) else None
+        values = variables.get(section)
+        value = values.get(key) if isinstance(values, dict) else None
         if value is None and section in stage_specs():
             value = {f.name: f.default for f in dataclasses.fields(stage_specs()[section].config)}.get(key)
         if value is None or value is dataclasses.MISSING:

@@ -7,7 +7,8 @@
 #
 # Each service gets SIGTERM on its process group (it runs in its own session), then SIGKILL after
 # TASKPLAN_STOP_SECONDS (default 20). The worker starts each flow run in a new session: those runs are
-# stopped the same way (SIGTERM lets Prefect mark them Crashed). Postgres stops with `pg_ctl stop -m fast`.
+# stopped first, the same way (SIGTERM lets Prefect mark them Crashed), with a second SIGTERM halfway in
+# case Python dropped the first. Postgres stops with `pg_ctl stop -m fast`.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -27,7 +28,7 @@ STOP_SECONDS=${TASKPLAN_STOP_SECONDS:-20}
 children() {             # PIDs whose parent is $1 (read from /proc: no procps needed)
   local f stat rest
   for f in /proc/[0-9]*/stat; do
-    stat=$(<"$f") 2>/dev/null || continue
+    { read -r stat <"$f"; } 2>/dev/null || continue               # the process may have ended since the glob
     rest=${stat##*) }
     read -r _ ppid _ <<<"$rest"
     [[ $ppid == "$1" ]] && { f=${f#/proc/}; echo "${f%/stat}"; }
@@ -35,7 +36,16 @@ children() {             # PIDs whose parent is $1 (read from /proc: no procps n
   return 0
 }
 
-gone() { local p; for p in "$@"; do kill -0 "$p" 2>/dev/null && return 1; done; return 0; }
+term() { local p; for p in "$@"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done; }
+
+alive() {                # a process that has not exited (a zombie has: it only waits for its parent to reap it)
+  local stat
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1      # (not $(<...): its failure ends the script)
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z ]]
+}
+
+gone() { local p; for p in "$@"; do alive "$p" && return 1; done; return 0; }
 
 stop_bg() {              # stop_bg NAME: its process group and, for the worker, its flow runs' groups
   local name=$1 pid runs=() p i start=$SECONDS
@@ -43,8 +53,14 @@ stop_bg() {              # stop_bg NAME: its process group and, for the worker, 
   if [[ -z $pid ]]; then rm -f "$RUN/$name.pid"; say "$name: not running"; return; fi
   [[ $name != worker ]] || mapfile -t runs < <(children "$pid")
   if [[ ${#runs[@]} -gt 0 ]]; then       # flow runs first, while the worker still relays their output
-    for p in "${runs[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done
-    for ((i = 0; i < STOP_SECONDS * 5; i++)); do gone "${runs[@]}" && break; sleep 0.2; done
+    term "${runs[@]}"
+    for ((i = 0; i < STOP_SECONDS * 5; i++)); do
+      gone "${runs[@]}" && break
+      # once more halfway: Python drops the exception its SIGTERM handler raises when the signal lands
+      # inside a finaliser (__del__), and that run would go on training until the SIGKILL
+      [[ $i -ne $((STOP_SECONDS * 5 / 2)) ]] || { say "$name: flow runs still up, SIGTERM again"; term "${runs[@]}"; }
+      sleep 0.2
+    done
   fi
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < STOP_SECONDS * 5; i++)); do gone "$pid" "${runs[@]}" && break; sleep 0.2; done

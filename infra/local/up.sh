@@ -142,8 +142,9 @@ up_mlflow() {
 $PY -m pip install 'mlflow[auth]==$TASKPLAN_MLFLOW_VERSION'"
   # MLflow's auth config: its own user store; the admin's name and password come from the environment
   mkdir -p -m 700 "$STACK/mlflow"
-  (umask 077; printf '[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///%s\nauthorization_function = %s\n' \
-    "$STACK/mlflow/auth.db" "mlflow.server.auth:authenticate_request_basic_auth" >"$STACK/mlflow/auth.ini")
+  (umask 077; printf '[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///%s\nauthorization_function = %s\nauth_cache_ttl_seconds = %s\n' \
+    "$STACK/mlflow/auth.db" "mlflow.server.auth:authenticate_request_basic_auth" \
+    "$TASKPLAN_MLFLOW_AUTH_CACHE_SECONDS" >"$STACK/mlflow/auth.ini")
   export MLFLOW_AUTH_CONFIG_PATH=$STACK/mlflow/auth.ini MLFLOW_AUTH_ADMIN_USERNAME=$TASKPLAN_MLFLOW_USER \
          MLFLOW_AUTH_ADMIN_PASSWORD=$TASKPLAN_MLFLOW_PASSWORD MLFLOW_FLASK_SERVER_SECRET_KEY=$TASKPLAN_MLFLOW_SECRET_KEY
   [[ -n $(alive_pid mlflow) ]] || tools mlflow-admin || die "mlflow: setting the admin's password failed (above)"

@@ -109,6 +109,40 @@ def test_pool_workers_end_quietly_on_sigterm_whatever_handler_the_parent_has():
         signal.signal(signal.SIGTERM, old)
 
 
+# The parent raises on SIGTERM (as under a Prefect worker), and the second worker is slow to start (an
+# at-fork hook that sleeps): the first worker ends both jobs, and the pool terminates the second while it is
+# still in that hook, where Python drops what a signal handler raises.
+SLOW_SECOND_WORKER = """
+import os, signal, time
+from taskplan.data.trajectories import _run_jobs
+
+def raising(sig, frame):
+    raise RuntimeError("the parent's SIGTERM handler ran in a pool worker")
+
+signal.signal(signal.SIGTERM, raising)
+forks = []
+os.register_at_fork(before=lambda: forks.append(1),
+                    after_in_child=lambda: time.sleep(2) if len(forks) >= 2 else None)
+jobs = [("cheese_sandwich", seed, 0.0, seed, 60.0, False) for seed in (1000, 1001)]
+print(len(_run_jobs(jobs, 2, None)), signal.pthread_sigmask(signal.SIG_BLOCK, []) == set())
+"""
+
+
+def test_a_pool_worker_terminated_while_it_starts_ends_instead_of_hanging_the_pool():
+    """The stack tests once hung here: the worker lived on, and the pool waited for it for ever."""
+    import subprocess
+    import sys
+
+    try:
+        out = subprocess.run([sys.executable, "-c", SLOW_SECOND_WORKER], capture_output=True, text=True,
+                             timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the pool never ended: a worker outlived its SIGTERM")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["2", "True"], "two episodes, and the parent's signal mask put back"
+    assert "RuntimeError" not in out.stderr, out.stderr[-2000:]
+
+
 def test_episodes_whose_planning_runs_out_of_time_fail_or_are_skipped_and_counted(tmp_path):
     from taskplan.errors import PlanningTimeout
 

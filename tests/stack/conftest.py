@@ -198,7 +198,7 @@ def stack() -> Stack:
         "TASKPLAN_DIR": str(project),
         "TASKPLAN_WORKER_LIMIT": "",     # no worker limit: the deployment's concurrency limit must do the queueing
         "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS), "TASKPLAN_ZOMBIE_SECONDS": str(ZOMBIE_SECONDS),
-        "TASKPLAN_STOP_SECONDS": "10", "PREFECT_LOGGING_LEVEL": "INFO",
+        "TASKPLAN_STOP_SECONDS": "20", "PREFECT_LOGGING_LEVEL": "INFO",
         "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "DO_NOT_TRACK": "1",
         "MLFLOW_DISABLE_TELEMETRY": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DVC_NO_ANALYTICS": "1",
         "GX_ANALYTICS_ENABLED": "false",

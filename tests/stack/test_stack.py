@@ -264,13 +264,15 @@ def test_stopping_the_worker_crashes_its_run_at_once(stack):
     Prefect records it Crashed right away and the MLflow parent run ends KILLED (not RUNNING)."""
     run_id = _start_and_wait_for_sft(stack, _longer_sft(seed=7))
     start = time.monotonic()
-    out = stack.script("down.sh", "worker", timeout=120)
-    assert "flow runs" in out.stderr, out.stderr
-    run = stack.wait(run_id, timeout=30)
-    stack.timings["crash recorded after down.sh worker"] = time.monotonic() - start
-    assert run["state_type"] == "CRASHED" and "termination signal" in run["state"]["message"], run["state"]
-    assert _mlflow_pipeline_status(stack, run_id) == "KILLED"
-    stack.script("up.sh", "worker", timeout=180)
+    try:
+        out = stack.script("down.sh", "worker", timeout=120)
+        assert "flow runs" in out.stderr, out.stderr
+        run = stack.wait(run_id, timeout=30)
+        stack.timings["crash recorded after down.sh worker"] = time.monotonic() - start
+        assert run["state_type"] == "CRASHED" and "termination signal" in run["state"]["message"], run["state"]
+        assert _mlflow_pipeline_status(stack, run_id) == "KILLED"
+    finally:                                         # the next test needs a worker whatever happened here
+        stack.script("up.sh", "worker", timeout=180)
 
 
 def test_killed_worker_leaves_no_running_flow_run_and_a_new_worker_finishes(stack):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import random
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -240,11 +241,10 @@ def _run_on_cluster(jobs: list, cfg: GenerateConfig, progress: Progress | None) 
 def _worker_signals() -> None:
     """Forked workers inherit the parent's handlers (under a Prefect worker, one that raises
     TerminationSignal): the pool ends its workers with SIGTERM, which must just end them; Ctrl-C is the
-    parent's to handle."""
-    import signal
-
+    parent's to handle. SIGTERM arrives blocked (see `_run_jobs`) and is let through once it kills."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def _run_jobs(jobs: list, workers: int, progress: Progress | None) -> list[dict]:
@@ -261,7 +261,17 @@ def _run_jobs(jobs: list, workers: int, progress: Progress | None) -> list[dict]
     import multiprocessing as mp
 
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ctx.Pool(min(workers, len(jobs)), initializer=_worker_signals) as pool:
+    # Workers start with SIGTERM blocked, until `_worker_signals` has put the default action back. When
+    # the first worker ends every job before the last one is up, the pool terminates that one while it
+    # is still starting: with the parent's handler (Prefect's) it raised inside an at-fork hook, where
+    # Python drops the exception, and the worker lived on with the pool waiting for it for ever.
+    # (The pool's own threads start inside the block too, so workers it forks later inherit it.)
+    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        pool = ctx.Pool(min(workers, len(jobs)), initializer=_worker_signals)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+    with pool:
         for episode in pool.imap(_episode_job, jobs, chunksize=1):
             out.append(episode)
             if progress:

@@ -16,8 +16,22 @@ from typing import Any
 
 from taskplan.evaluate.bound import mean_bound_by_task, mean_log10_bound_by_task
 from taskplan.evaluate.metrics import add_bounds, task_table
-from taskplan.evaluate.policies import Policy
+from taskplan.evaluate.policies import Policy, parse_policy_spec, policy_kind
 from taskplan.evaluate.rollout import Episode
+
+MODES = ("plain", "constrained", "holdout", "single_turn")   # the order a policy's results are written in
+
+
+def policy_modes(spec: str, constrained: Sequence[str], holdout_policies: Sequence[str], holdout_seeds: bool,
+                 single_turn_rows: bool) -> list[str]:
+    """What one policy spec is evaluated in, in MODES order: plain always; constrained decoding for a model
+    named in `constrained` (it needs the model's logits); the held-out seeds for a policy named in
+    `holdout_policies`, when there are any; the single-turn rows for a model, when there are any."""
+    name, target = parse_policy_spec(spec)
+    model = policy_kind(target) == "model"
+    wanted = {"plain": True, "constrained": model and name in constrained,
+              "holdout": name in holdout_policies and holdout_seeds, "single_turn": model and single_turn_rows}
+    return [mode for mode in MODES if wanted[mode]]
 
 
 @dataclass

@@ -25,15 +25,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from taskplan.evaluate.bound import expert_bounds, sampled_sr_opt
-from taskplan.evaluate.outcome import PolicyOutcome, policy_evaluation, release_policy, set_cpu_threads
+from taskplan.evaluate.outcome import (
+    MODES,
+    PolicyOutcome,
+    policy_evaluation,
+    policy_modes,
+    release_policy,
+    set_cpu_threads,
+)
 from taskplan.evaluate.policies import (
     ConstrainedPolicy,
     HFPolicy,
     PolicyOptions,
     Scorer,
     make_policy,
-    parse_policy_spec,
-    policy_kind,
 )
 from taskplan.evaluate.rollout import Episode, EpisodeSpec, Progress, RolloutSettings, run_episodes
 from taskplan.evaluate.single_turn import single_turn_outcomes
@@ -41,8 +46,6 @@ from taskplan.orchestrate.fanout import run_shards
 
 if TYPE_CHECKING:
     from taskplan.evaluate.stage import EvaluateConfig
-
-MODES = ("plain", "constrained", "holdout", "single_turn")
 
 
 @dataclass(frozen=True)
@@ -96,21 +99,16 @@ def plan_shards(cfg: EvaluateConfig, specs: Sequence[EpisodeSpec], holdout_specs
     """The shards of every policy, policy by policy, each policy's modes in the serial order."""
     shards = []
     for spec in cfg.policies:
-        name, target = parse_policy_spec(spec)
-        model = policy_kind(target) == "model"
-        modes = [("plain", specs, cfg.bound)]
-        if model and name in cfg.constrained:
-            modes.append(("constrained", specs, False))
-        if name in cfg.holdout_policies and holdout_specs:
-            modes.append(("holdout", holdout_specs, False))
-        for mode, mode_specs, bound in modes:
+        for mode in policy_modes(spec, cfg.constrained, cfg.holdout_policies, bool(holdout_specs), bool(rows)):
+            if mode == "single_turn":
+                shards.append(EvalShard(spec, mode, rows=tuple(rows), options=cfg.options,
+                                        planner_seconds=cfg.planner_seconds, cpu_threads=cfg.cpu_threads))
+                continue
+            mode_specs = holdout_specs if mode == "holdout" else specs
             for chunk in _task_chunks(mode_specs, cfg.shard_seeds):
                 shards.append(EvalShard(spec, mode, tuple(chunk), {s.key: plans[s.key] for s in chunk},
-                                        cfg.settings, cfg.options, bound, cfg.opt_samples,
+                                        cfg.settings, cfg.options, cfg.bound and mode == "plain", cfg.opt_samples,
                                         planner_seconds=cfg.planner_seconds, cpu_threads=cfg.cpu_threads))
-        if model and rows:
-            shards.append(EvalShard(spec, "single_turn", rows=tuple(rows), options=cfg.options,
-                                    planner_seconds=cfg.planner_seconds, cpu_threads=cfg.cpu_threads))
     return shards
 
 

@@ -39,6 +39,7 @@ from taskplan.evaluate.outcome import (
     PolicyEvaluation,
     PolicyOutcome,
     policy_evaluation,
+    policy_modes,
     release_policy,
     set_cpu_threads,
 )
@@ -283,23 +284,24 @@ def _evaluate_here(cfg: EvaluateConfig, spec: str, specs: Sequence[EpisodeSpec],
                    plans: Mapping[str, Sequence[str]], rows: Sequence[dict],
                    progress: Progress | None) -> PolicyOutcome:
     """One policy spec in this process: its modes (plain, constrained), held-out seeds and single-turn rows."""
+    modes = policy_modes(spec, cfg.constrained, cfg.holdout_policies, bool(holdout_specs), bool(rows))
     policy = make_policy(spec, cfg.options)
-    runs: list[tuple[Policy, bool]] = [(policy, cfg.bound)]
-    if policy.name in cfg.constrained and isinstance(policy, HFPolicy):
-        runs.append((ConstrainedPolicy(policy), False))   # same weights, no second load
     outcome = PolicyOutcome()
     try:
-        for mode, bound in runs:
-            ev = evaluate_policy(mode, specs, cfg.settings, plans, bound=bound, progress=progress)
-            sampled = None
-            if bound and cfg.opt_samples and isinstance(mode, HFPolicy):
-                sampled = sampled_sr_opt(lambda k, m=mode: m.sampler(cfg.seed + 1 + k), specs, plans, cfg.settings,
-                                         cfg.opt_samples)
-            outcome.modes.append((mode.name, ev, sampled))
-        if policy.name in cfg.holdout_policies and holdout_specs:
-            outcome.holdout = evaluate_policy(policy, holdout_specs, cfg.settings, plans)
-        if rows and isinstance(policy, HFPolicy):
-            outcome.single_turn = single_turn_outcomes(policy, rows, cfg.planner_seconds)
+        for mode in modes:
+            if mode == "holdout":
+                outcome.holdout = evaluate_policy(policy, holdout_specs, cfg.settings, plans)
+            elif mode == "single_turn":
+                outcome.single_turn = single_turn_outcomes(policy, rows, cfg.planner_seconds)
+            else:   # plain, or constrained decoding with the same weights (no second load)
+                player = policy if mode == "plain" else ConstrainedPolicy(policy)
+                bound = cfg.bound and mode == "plain"
+                ev = evaluate_policy(player, specs, cfg.settings, plans, bound=bound, progress=progress)
+                sampled = None
+                if bound and cfg.opt_samples and isinstance(player, HFPolicy):
+                    sampled = sampled_sr_opt(lambda k, p=player: p.sampler(cfg.seed + 1 + k), specs, plans,
+                                             cfg.settings, cfg.opt_samples)
+                outcome.modes.append((player.name, ev, sampled))
     finally:
         release_policy(policy)
     return outcome

@@ -52,6 +52,9 @@ def test_stack_is_up_with_the_deployment_and_the_zombie_automation(stack):
     automations = stack.request("POST", "/automations/filter", json={})
     zombie = [a for a in automations if a["name"] == "taskplan: crash zombie flow runs"]
     assert zombie and zombie[0]["enabled"] and zombie[0]["trigger"]["within"] == ZOMBIE_SECONDS, automations
+    auth = (stack.base / "stack" / "mlflow" / "auth.ini").read_text()
+    assert f"auth_cache_ttl_seconds = {env['TASKPLAN_MLFLOW_AUTH_CACHE_SECONDS']}" in auth, \
+        "MLflow's login cache is off: every request would hash the password again"
     workers = stack.request("POST", f"/work_pools/{env['TASKPLAN_WORK_POOL']}/workers/filter", json={})
     assert [w["status"] for w in workers] == ["ONLINE"], workers
     print(f"stack up in {stack.up_seconds:.1f} s")

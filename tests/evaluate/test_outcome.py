@@ -3,7 +3,7 @@ function), and how finished episodes become a policy's metrics."""
 
 from __future__ import annotations
 
-from taskplan.evaluate.outcome import MODES, policy_evaluation, policy_modes
+from taskplan.evaluate.outcome import MODES, play_mode, policy_evaluation, policy_modes
 from taskplan.evaluate.rollout import Episode
 
 
@@ -28,3 +28,14 @@ def test_policy_evaluation_gives_each_episode_its_instance_optimum():
     assert [ep.optimum for ep in ev.episodes] == [3, 2]
     row = ev.table["cheese_sandwich"]
     assert row["sr"] == 1.0 and row["sr_opt"] == 0.5 and row["opt_mean"] == 2.5 and ev.bounds == []
+
+
+def test_play_mode_asks_for_the_bound_only_of_a_policy_that_can_score():
+    from taskplan.evaluate.policies import RandomPolicy
+    from taskplan.evaluate.rollout import EpisodeSpec, RolloutSettings
+
+    specs = [EpisodeSpec("cheese_sandwich", 42)]
+    play = play_mode(RandomPolicy(7, name="random"), "plain", specs, {}, RolloutSettings(), bound=True,
+                     opt_samples=4, seed=7)
+    assert play.name == "random" and [ep.key for ep in play.episodes] == ["cheese_sandwich/42"]
+    assert play.bounds == [] and play.sampled is None

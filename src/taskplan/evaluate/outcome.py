@@ -14,10 +14,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskplan.evaluate.bound import mean_bound_by_task, mean_log10_bound_by_task
+from taskplan.evaluate.bound import expert_bounds, mean_bound_by_task, mean_log10_bound_by_task, sampled_sr_opt
 from taskplan.evaluate.metrics import add_bounds, task_table
-from taskplan.evaluate.policies import Policy, parse_policy_spec, policy_kind
-from taskplan.evaluate.rollout import Episode
+from taskplan.evaluate.policies import (
+    ConstrainedPolicy,
+    HFPolicy,
+    Policy,
+    Scorer,
+    parse_policy_spec,
+    policy_kind,
+)
+from taskplan.evaluate.rollout import Episode, EpisodeSpec, Progress, RolloutSettings, run_episodes
 
 MODES = ("plain", "constrained", "holdout", "single_turn")   # the order a policy's results are written in
 
@@ -50,6 +57,34 @@ class PolicyOutcome:
     modes: list[tuple[str, PolicyEvaluation, dict[str, tuple[int, int]] | None]] = field(default_factory=list)
     holdout: PolicyEvaluation | None = None
     single_turn: dict[str, Any] | None = None
+
+
+@dataclass
+class ModePlay:
+    """One mode's raw results, before metrics: the serial run turns them into a PolicyEvaluation at once,
+    a cluster shard sends them back to be merged with the other shards' first."""
+
+    name: str                                   # the mode's policy name (NAME, or NAME_constrained)
+    episodes: list[Episode]
+    bounds: list[Any]                           # BoundRecord per instance, where the bound was asked for
+    sampled: dict[str, tuple[int, int]] | None  # sampled SR@opt counts per task, where asked for
+
+
+def play_mode(policy: Policy, mode: str, specs: Sequence[EpisodeSpec], plans: Mapping[str, Sequence[str]] | None,
+              settings: RolloutSettings, bound: bool = False, opt_samples: int = 0, seed: int = 0,
+              progress: Progress | None = None) -> ModePlay:
+    """Play `specs` with `policy`, or with its constrained decoding (same weights) for mode "constrained".
+    With `bound`, a policy that can score also scores the expert's plans; with `opt_samples` too, a model
+    plays that many temperature-1 rollouts per episode (streams seeded from `seed`) for sampled SR@opt."""
+    player = ConstrainedPolicy(policy) if mode == "constrained" else policy
+    episodes = run_episodes(player, specs, settings, progress)
+    bounds = []
+    if bound and plans is not None and isinstance(player, Scorer):
+        bounds = expert_bounds(player, specs, plans, settings)
+    sampled = None
+    if bound and plans is not None and opt_samples and isinstance(player, HFPolicy):
+        sampled = sampled_sr_opt(lambda k: player.sampler(seed + 1 + k), specs, plans, settings, opt_samples)
+    return ModePlay(player.name, episodes, bounds, sampled)
 
 
 def policy_evaluation(episodes: list[Episode], plans: Mapping[str, Sequence[str]] | None,

@@ -24,23 +24,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from taskplan.evaluate.bound import expert_bounds, sampled_sr_opt
 from taskplan.evaluate.outcome import (
     MODES,
     PolicyOutcome,
+    play_mode,
     policy_evaluation,
     policy_modes,
     release_policy,
     set_cpu_threads,
 )
 from taskplan.evaluate.policies import (
-    ConstrainedPolicy,
-    HFPolicy,
     PolicyOptions,
-    Scorer,
     make_policy,
 )
-from taskplan.evaluate.rollout import Episode, EpisodeSpec, Progress, RolloutSettings, run_episodes
+from taskplan.evaluate.rollout import Episode, EpisodeSpec, Progress, RolloutSettings
 from taskplan.evaluate.single_turn import single_turn_outcomes
 from taskplan.orchestrate.fanout import run_shards
 
@@ -81,15 +78,9 @@ def play_shard(shard: EvalShard) -> ShardResult:
     try:
         if shard.mode == "single_turn":
             return ShardResult(policy.name, single_turn=single_turn_outcomes(policy, shard.rows, shard.planner_seconds))
-        mode = ConstrainedPolicy(policy) if shard.mode == "constrained" else policy
-        out = ShardResult(mode.name, run_episodes(mode, shard.specs, shard.settings))
-        if shard.bound and isinstance(mode, Scorer):
-            out.bounds = expert_bounds(mode, shard.specs, shard.plans, shard.settings)
-        if shard.bound and shard.opt_samples and isinstance(mode, HFPolicy):
-            seed = shard.options.seed
-            out.sampled = sampled_sr_opt(lambda k: mode.sampler(seed + 1 + k), shard.specs, shard.plans,
-                                         shard.settings, shard.opt_samples)
-        return out
+        play = play_mode(policy, shard.mode, shard.specs, shard.plans, shard.settings, shard.bound,
+                         shard.opt_samples, shard.options.seed)
+        return ShardResult(play.name, play.episodes, play.bounds, play.sampled)
     finally:
         release_policy(policy)
 

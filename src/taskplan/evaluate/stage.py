@@ -30,31 +30,27 @@ from taskplan.catalog import StageSpec
 from taskplan.data.suite import read_suite
 from taskplan.errors import ConfigError, ModelNotFoundError
 from taskplan.evaluate.bound import (
-    expert_bounds,
     optimal_plans,
-    sampled_sr_opt,
 )
 from taskplan.evaluate.metrics import add_sampled_sr_opt, policy_runs
 from taskplan.evaluate.outcome import (
     PolicyEvaluation,
     PolicyOutcome,
+    play_mode,
     policy_evaluation,
     policy_modes,
     release_policy,
     set_cpu_threads,
 )
 from taskplan.evaluate.policies import (
-    ConstrainedPolicy,
-    HFPolicy,
     Policy,
     PolicyOptions,
-    Scorer,
     check_policy_specs,
     make_policy,
     parse_policy_spec,
     policy_kind,
 )
-from taskplan.evaluate.rollout import EpisodeSpec, Progress, RolloutSettings, run_episodes, write_transcripts
+from taskplan.evaluate.rollout import EpisodeSpec, Progress, RolloutSettings, write_transcripts
 from taskplan.evaluate.sharded import evaluate_on_cluster
 from taskplan.evaluate.single_turn import single_turn_outcomes, validation_rows
 from taskplan.io import atomic_write_json, atomic_write_jsonl, read_json_input
@@ -294,14 +290,10 @@ def _evaluate_here(cfg: EvaluateConfig, spec: str, specs: Sequence[EpisodeSpec],
             elif mode == "single_turn":
                 outcome.single_turn = single_turn_outcomes(policy, rows, cfg.planner_seconds)
             else:   # plain, or constrained decoding with the same weights (no second load)
-                player = policy if mode == "plain" else ConstrainedPolicy(policy)
-                bound = cfg.bound and mode == "plain"
-                ev = evaluate_policy(player, specs, cfg.settings, plans, bound=bound, progress=progress)
-                sampled = None
-                if bound and cfg.opt_samples and isinstance(player, HFPolicy):
-                    sampled = sampled_sr_opt(lambda k, p=player: p.sampler(cfg.seed + 1 + k), specs, plans,
-                                             cfg.settings, cfg.opt_samples)
-                outcome.modes.append((player.name, ev, sampled))
+                play = play_mode(policy, mode, specs, plans, cfg.settings, cfg.bound and mode == "plain",
+                                 cfg.opt_samples, cfg.seed, progress)
+                outcome.modes.append((play.name, policy_evaluation(play.episodes, plans, play.bounds),
+                                      play.sampled))
     finally:
         release_policy(policy)
     return outcome
@@ -311,11 +303,8 @@ def evaluate_policy(policy: Policy, specs: Sequence[EpisodeSpec], settings: Roll
                     plans: Mapping[str, Sequence[str]] | None = None, bound: bool = False,
                     progress: Progress | None = None) -> PolicyEvaluation:
     """Roll out one policy on `specs`; metrics per task, plus the bound when the policy can score."""
-    episodes = run_episodes(policy, specs, settings, progress)
-    records = []
-    if bound and plans is not None and isinstance(policy, Scorer):
-        records = expert_bounds(policy, specs, plans, settings)
-    return policy_evaluation(episodes, plans, records)
+    play = play_mode(policy, "plain", specs, plans, settings, bound, progress=progress)
+    return policy_evaluation(play.episodes, plans, play.bounds)
 
 
 def resolve_specs(tasks: Sequence[str], seeds: Sequence[int], suite: Path | None) -> list[EpisodeSpec]:
